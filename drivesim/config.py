@@ -1,0 +1,281 @@
+"""Typed configuration for every knob in drivesim.
+
+Each dataclass documents its fields with units. `from_dict` builds a config
+from plain data (JSON, a user's config file) and rejects unknown keys and
+wrong types, so a typo is an error instead of a silent default. `to_dict`
+gives the plain data back; configs are stored in shard and track files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is invalid."""
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise ConfigError(message) unless `condition` holds; for config validation."""
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """How the procedural track generator shapes a road."""
+
+    length: float = 1200.0
+    """Approximate centreline length [m]; the generated loop is within ~15% of it."""
+    width: float = 8.0
+    """Road width, edge line to edge line [m]."""
+    lanes: int = 1
+    """1 or 2 lanes; with 2 a dashed centre line is drawn and the car keeps right."""
+    curviness: float = 0.5
+    """0 (a near-circle) to 1 (many sharp bends)."""
+    min_radius: float = 20.0
+    """No curve of the centreline is tighter than this [m]."""
+    verge_clearance: float = 6.0
+    """Free ground kept between non-neighbouring parts of the road [m]."""
+
+    def __post_init__(self) -> None:
+        check(200.0 <= self.length <= 5000.0, "track length must be in [200, 5000] m")
+        check(4.0 <= self.width <= 20.0, "track width must be in [4, 20] m")
+        check(self.lanes in (1, 2), "track lanes must be 1 or 2")
+        check(0.0 <= self.curviness <= 1.0, "track curviness must be in [0, 1]")
+        check(self.min_radius >= self.width, "track min_radius must be at least the road width")
+        check(self.verge_clearance >= 0.0, "track verge_clearance must be >= 0")
+
+
+@dataclass(frozen=True)
+class CarConfig:
+    """Kinematic bicycle model of the ego car."""
+
+    wheelbase: float = 2.6
+    """Distance between front and rear axle [m]."""
+    length: float = 4.4
+    """Body length, for the off-road footprint [m]."""
+    width: float = 1.8
+    """Body width, for the off-road footprint [m]."""
+    max_steer: float = 0.5
+    """Maximum front-wheel angle [rad]; steering 1.0 maps to this."""
+    max_steer_rate: float = 1.2
+    """How fast the front wheels can turn [rad/s]."""
+    max_accel: float = 4.0
+    """Acceleration at full throttle [m/s^2]."""
+    max_brake: float = 8.0
+    """Deceleration at full brake [m/s^2]."""
+    max_speed: float = 25.0
+    """Top speed [m/s]."""
+    drag: float = 0.02
+    """Rolling and air resistance: deceleration per unit speed [1/s]."""
+    dt: float = 0.05
+    """Fixed simulation time step [s]."""
+
+    def __post_init__(self) -> None:
+        check(self.wheelbase > 0 and self.length >= self.wheelbase, "car length must be >= wheelbase > 0")
+        check(0 < self.max_steer < 1.2, "car max_steer must be in (0, 1.2) rad")
+        check(self.max_steer_rate > 0, "car max_steer_rate must be > 0")
+        check(self.max_accel > 0 and self.max_brake > 0, "car max_accel and max_brake must be > 0")
+        check(self.max_speed > 0, "car max_speed must be > 0")
+        check(0 < self.dt <= 0.2, "car dt must be in (0, 0.2] s")
+
+    @property
+    def min_turn_radius(self) -> float:
+        """Tightest radius the car can drive [m]."""
+        return self.wheelbase / math.tan(self.max_steer)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """When the world calls the car off-road or crashed."""
+
+    crash_margin: float = 2.0
+    """The car crashes when its centre is this far beyond the road edge [m]."""
+    wrong_way_angle: float = 1.75
+    """The car crashes when its heading differs from the road's by more than this [rad]."""
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    """The privileged pure-pursuit expert that labels every frame."""
+
+    lookahead_min: float = 4.0
+    """Pure-pursuit look-ahead distance at standstill [m]."""
+    lookahead_time: float = 0.45
+    """Look-ahead grows with speed by this many seconds of travel [s]."""
+    max_speed: float = 20.0
+    """Cruise speed on straights [m/s]."""
+    max_lateral_accel: float = 4.0
+    """Speed in bends is limited so v^2 * curvature stays below this [m/s^2]."""
+    comfort_brake: float = 3.0
+    """Deceleration the speed profile plans with before a bend [m/s^2]."""
+    speed_gain: float = 0.5
+    """Throttle per m/s of speed error [1/(m/s)]."""
+
+    def __post_init__(self) -> None:
+        check(self.lookahead_min > 0 and self.lookahead_time >= 0, "expert look-ahead must be positive")
+        check(self.max_speed > 0 and self.max_lateral_accel > 0, "expert speeds must be positive")
+        check(self.comfort_brake > 0 and self.speed_gain > 0, "expert gains must be positive")
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """DART-style noise added to the executed controls, never to the label."""
+
+    steering_std: float = 0.0
+    """Standard deviation of the steering noise, normalized units [-]."""
+    throttle_std: float = 0.0
+    """Standard deviation of the throttle noise, normalized units [-]."""
+    correlation_time: float = 0.5
+    """Noise is an Ornstein-Uhlenbeck process with this time constant [s]."""
+
+    def __post_init__(self) -> None:
+        check(0 <= self.steering_std <= 1 and 0 <= self.throttle_std <= 1, "noise std must be in [0, 1]")
+        check(self.correlation_time > 0, "noise correlation_time must be > 0")
+
+    @property
+    def enabled(self) -> bool:
+        return self.steering_std > 0 or self.throttle_std > 0
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """A pinhole camera mounted on the car, looking ahead."""
+
+    width: int = 160
+    """Image width [px]."""
+    height: int = 120
+    """Image height [px]."""
+    fov: float = 1.40
+    """Horizontal field of view [rad] (1.40 rad is about 80 degrees)."""
+    mount_height: float = 1.40
+    """Height of the lens above the ground [m]."""
+    pitch: float = 0.10
+    """Downward tilt below the horizontal [rad]."""
+    forward_offset: float = 0.6
+    """Lens position ahead of the car's centre [m]."""
+    lateral_offset: float = 0.0
+    """Lens position left of the car's centre line [m]."""
+    yaw_offset: float = 0.0
+    """Camera yaw relative to the car, positive = looking left [rad]."""
+
+    def __post_init__(self) -> None:
+        check(16 <= self.width <= 4096 and 16 <= self.height <= 4096, "camera width and height must be in [16, 4096] px")
+        check(0.2 <= self.fov <= 2.8, "camera fov must be in [0.2, 2.8] rad")
+        check(0.2 <= self.mount_height <= 5.0, "camera mount_height must be in [0.2, 5] m")
+        check(-0.3 <= self.pitch <= 0.8, "camera pitch must be in [-0.3, 0.8] rad")
+
+
+@dataclass(frozen=True)
+class RigConfig:
+    """Which cameras the car carries. Left and right ones are PilotNet's recovery cameras."""
+
+    cameras: tuple[str, ...] = ("center",)
+    """Camera names, any of center, left, right."""
+    side_offset: float = 0.8
+    """Sideways distance of the left/right cameras from the centre camera [m]."""
+    camera: CameraConfig = CameraConfig()
+    """Intrinsics and mounting shared by every camera of the rig."""
+
+    def __post_init__(self) -> None:
+        check(len(self.cameras) > 0, "rig needs at least one camera")
+        unknown = set(self.cameras) - {"center", "left", "right"}
+        check(not unknown, f"unknown camera name(s) {sorted(unknown)}; known: center, left, right")
+        check(len(set(self.cameras)) == len(self.cameras), "rig camera names must be unique")
+        check(0 <= self.side_offset <= 3, "rig side_offset must be in [0, 3] m")
+
+
+T = TypeVar("T")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain, JSON-ready data of a config dataclass (nested ones included)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[T], data: Any, where: str = "") -> T:
+    """Build config `cls` from plain data; unknown keys and wrong types raise ConfigError."""
+    where = where or cls.__name__
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as error:  # a required field is missing
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        hint = next(o for o in options if o is not type(None))
+        return _coerce(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(item, v, where) for v in value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def load_json(cls: type[T], path: Path) -> T:
+    """Read a config of type `cls` from a JSON file, with a clear error for a bad file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid JSON ({error})") from None
+    return from_dict(cls, data, str(path))
+
+
+__all__ = [
+    "CameraConfig",
+    "CarConfig",
+    "RigConfig",
+    "check",
+    "ConfigError",
+    "ExpertConfig",
+    "NoiseConfig",
+    "TrackConfig",
+    "WorldConfig",
+    "from_dict",
+    "load_json",
+    "to_dict",
+]

@@ -1,0 +1,82 @@
+"""The expert: a privileged pure-pursuit controller that labels every frame.
+
+It sees the track. Steering is pure pursuit on the centre of the car's lane,
+with the look-ahead growing with speed. Speed follows a profile computed once
+per track: each point's speed is limited by `max_lateral_accel` in its bend
+and by braking at `comfort_brake` for the bends ahead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+
+from drivesim.config import ExpertConfig
+from drivesim.drivers.base import DriverKind
+from drivesim.sim.car import Controls
+from drivesim.sim.world import World
+from drivesim.track.geometry import Track
+
+
+def speed_profile(track: Track, config: ExpertConfig, top_speed: float) -> np.ndarray:
+    """Target speed [m/s] at each centreline point of `track`."""
+    bend_limit = np.sqrt(config.max_lateral_accel / np.maximum(np.abs(track.curvature), 1e-6))
+    speed = np.minimum(bend_limit, top_speed)
+    ds = np.diff(np.append(track.s, track.length))
+    # Brake for what comes next: sweep backwards twice round the loop so the
+    # constraint wraps across the start line.
+    n = len(speed)
+    for k in range(2 * n - 1, -1, -1):
+        i, j = k % n, (k + 1) % n
+        speed[i] = min(speed[i], math.sqrt(speed[j] ** 2 + 2 * config.comfort_brake * ds[i]))
+    return speed
+
+
+class ExpertDriver:
+    """Pure pursuit on the lane centre with a curvature-aware speed profile."""
+
+    kind = DriverKind.EXPERT
+
+    def __init__(self, config: ExpertConfig | None = None) -> None:
+        self.config = config or ExpertConfig()
+        self._track: Track | None = None
+        self._profile = np.zeros(0)
+
+    def reset(self, world: World) -> None:
+        self._ensure_profile(world)
+
+    def _ensure_profile(self, world: World) -> None:
+        if world.track is not self._track:
+            top_speed = min(self.config.max_speed, world.car_config.max_speed)
+            self._profile = speed_profile(world.track, self.config, top_speed)
+            self._track = world.track
+
+    def target_speed(self, world: World) -> float:
+        """Speed the expert aims for at the car's position [m/s]."""
+        self._ensure_profile(world)
+        track, car = world.track, world.car
+        # Look a little ahead so the car is already slow when the bend starts.
+        s = world.road.s + 0.5 * car.speed
+        return float(np.interp(s % track.length, track.s, self._profile, period=track.length))
+
+    def act(self, world: World, frames: Mapping[str, np.ndarray] | None = None) -> Controls:
+        car, cfg, car_cfg = world.car, self.config, world.car_config
+        lookahead = cfg.lookahead_min + cfg.lookahead_time * car.speed
+        target = world.track.pose_at(world.road.s + lookahead, world.lane_offset)
+        # Pure pursuit geometry is exact for the rear axle, which moves along the car's heading.
+        cos_yaw, sin_yaw = math.cos(car.yaw), math.sin(car.yaw)
+        rear_x = car.x - 0.5 * car_cfg.wheelbase * cos_yaw
+        rear_y = car.y - 0.5 * car_cfg.wheelbase * sin_yaw
+        dx, dy = float(target.x) - rear_x, float(target.y) - rear_y
+        forward = dx * cos_yaw + dy * sin_yaw
+        left = -dx * sin_yaw + dy * cos_yaw
+        distance = max(math.hypot(forward, left), 1e-6)
+        alpha = math.atan2(left, forward)
+        wheel_angle = math.atan2(2.0 * car_cfg.wheelbase * math.sin(alpha), distance)
+        steering = wheel_angle / car_cfg.max_steer
+
+        speed_error = self.target_speed(world) - car.speed
+        throttle = cfg.speed_gain * speed_error + car_cfg.drag * car.speed / car_cfg.max_accel
+        return Controls(steering, throttle).clipped()

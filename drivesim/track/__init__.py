@@ -1,0 +1,19 @@
+"""Procedural closed-loop tracks: generation, geometry queries, JSON files."""
+
+from drivesim.track.generator import TrackGenerationError, generate_track, validate_track
+from drivesim.track.geometry import Pose, Projection, Track, TrackError, wrap_angle
+from drivesim.track.io import load_track, load_tracks, save_track
+
+__all__ = [
+    "Pose",
+    "Projection",
+    "Track",
+    "TrackError",
+    "TrackGenerationError",
+    "generate_track",
+    "load_track",
+    "load_tracks",
+    "save_track",
+    "validate_track",
+    "wrap_angle",
+]

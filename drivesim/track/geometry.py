@@ -1,0 +1,209 @@
+"""`Track`: a closed road as an arc-length-parameterised centreline.
+
+The centreline is a closed polyline sampled about every metre. Everything a
+driver, the world or the renderer asks of the road (where am I along it, how
+far from its centre, which way does it go, how sharply does it bend, is this
+point on the asphalt) is answered here, vectorised with numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import shapely
+from scipy.spatial import cKDTree
+
+from drivesim.config import TrackConfig
+
+
+class TrackError(ValueError):
+    """A track is malformed or geometrically invalid."""
+
+
+class Projection(NamedTuple):
+    """A point expressed relative to the centreline (all arrays, same shape as the input)."""
+
+    s: np.ndarray
+    """Progress along the centreline from the start line [m], in [0, length)."""
+    lateral_offset: np.ndarray
+    """Signed distance from the centreline, positive = left of the travel direction [m]."""
+    heading_error: np.ndarray
+    """Yaw minus the road heading, wrapped to (-pi, pi] [rad]; NaN where no yaw was given."""
+
+
+class Pose(NamedTuple):
+    x: np.ndarray
+    """East [m]."""
+    y: np.ndarray
+    """North [m]."""
+    yaw: np.ndarray
+    """Counter-clockwise from +x [rad]."""
+
+
+def wrap_angle(angle: np.ndarray | float) -> np.ndarray:
+    """Wrap angles to (-pi, pi]."""
+    return np.pi - np.mod(np.pi - np.asarray(angle, dtype=np.float64), 2 * np.pi)
+
+
+@dataclass(eq=False)
+class Track:
+    """A closed-loop road. Build one with `generate_track` or `load_track`.
+
+    The start line is at the first centreline point; travel is in the order
+    of the points. Lane 0 is the rightmost lane in the travel direction; the
+    car keeps to it.
+    """
+
+    centreline: np.ndarray
+    """(N, 2) float64 centreline points [m]; the loop closes from the last point back to the first."""
+    width: float
+    """Road width, edge to edge [m]."""
+    lanes: int = 1
+    """Number of lanes, 1 or 2."""
+    seed: int | None = None
+    """Generator seed, if the track was generated."""
+    config: TrackConfig | None = None
+    """Generator config, if the track was generated."""
+    name: str = ""
+    """A short label (file stem for bundled tracks)."""
+
+    s: np.ndarray = field(init=False, repr=False)
+    """(N,) arc length at each centreline point [m]."""
+    heading: np.ndarray = field(init=False, repr=False)
+    """(N,) direction of the centreline at each point [rad]."""
+    curvature: np.ndarray = field(init=False, repr=False)
+    """(N,) signed curvature at each point, positive = bending left [1/m]."""
+    length: float = field(init=False)
+    """Centreline length of one lap [m]."""
+
+    def __post_init__(self) -> None:
+        points = np.asarray(self.centreline, dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != 2 or len(points) < 16:
+            raise TrackError("centreline must be an (N, 2) array with at least 16 points")
+        if not np.all(np.isfinite(points)):
+            raise TrackError("centreline contains non-finite coordinates")
+        if self.lanes not in (1, 2):
+            raise TrackError(f"lanes must be 1 or 2, got {self.lanes}")
+        if not (np.isfinite(self.width) and self.width > 0):
+            raise TrackError(f"width must be positive, got {self.width}")
+        self.centreline = points
+        segment = np.roll(points, -1, axis=0) - points
+        seg_len = np.hypot(segment[:, 0], segment[:, 1])
+        if np.any(seg_len < 1e-6):
+            raise TrackError("centreline has repeated consecutive points")
+        self._segment = segment
+        self._seg_len = seg_len
+        self.s = np.concatenate([[0.0], np.cumsum(seg_len[:-1])])
+        self.length = float(seg_len.sum())
+        seg_heading = np.arctan2(segment[:, 1], segment[:, 0])
+        # Heading at a vertex: the mean direction of its two segments.
+        before = np.roll(seg_heading, 1)
+        turn = wrap_angle(seg_heading - before)
+        self.heading = wrap_angle(before + turn / 2)
+        ds = (seg_len + np.roll(seg_len, 1)) / 2
+        raw = turn / ds
+        # A short circular moving average removes the jitter that millimetre
+        # rounding of stored points adds to a second derivative.
+        kernel = np.ones(5) / 5
+        padded = np.concatenate([raw[-2:], raw, raw[:2]])
+        self.curvature = np.convolve(padded, kernel, mode="valid")
+        self._tree = cKDTree(points)
+
+    # ----------------------------------------------------------------- queries
+    def project(self, x: np.ndarray | float, y: np.ndarray | float, yaw: np.ndarray | float | None = None) -> Projection:
+        """Nearest centreline point for each (x, y): progress, signed offset and heading error."""
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        shape = np.broadcast(x, y).shape
+        px = np.broadcast_to(x, shape).ravel()
+        py = np.broadcast_to(y, shape).ravel()
+        n = len(self.centreline)
+        _, nearest = self._tree.query(np.column_stack([px, py]))
+        # The nearest point lies on one of the two segments that meet at the
+        # nearest vertex; test both and keep the closer foot point.
+        candidates = np.stack([(nearest - 1) % n, nearest], axis=1)
+        start = self.centreline[candidates]
+        seg = self._segment[candidates]
+        seg_len = self._seg_len[candidates]
+        rel = np.stack([px, py], axis=1)[:, None, :] - start
+        t = np.clip(np.einsum("kij,kij->ki", rel, seg) / seg_len**2, 0.0, 1.0)
+        foot = start + t[..., None] * seg
+        dist2 = np.sum((np.stack([px, py], axis=1)[:, None, :] - foot) ** 2, axis=2)
+        best = np.argmin(dist2, axis=1)
+        rows = np.arange(len(px))
+        index = candidates[rows, best]
+        t_best = t[rows, best]
+        seg_best = seg[rows, best]
+        rel_best = rel[rows, best]
+        s = np.mod(self.s[index] + t_best * self._seg_len[index], self.length)
+        cross = seg_best[:, 0] * rel_best[:, 1] - seg_best[:, 1] * rel_best[:, 0]
+        offset = np.sign(cross) * np.sqrt(dist2[rows, best])
+        if yaw is None:
+            heading_error = np.full_like(s, np.nan)
+        else:
+            road_heading = self._heading_at_segment(index, t_best)
+            heading_error = wrap_angle(np.broadcast_to(np.asarray(yaw, dtype=np.float64), shape).ravel() - road_heading)
+        return Projection(s.reshape(shape), offset.reshape(shape), heading_error.reshape(shape))
+
+    def pose_at(self, s: np.ndarray | float, lateral_offset: np.ndarray | float = 0.0) -> Pose:
+        """Point at progress `s` [m] (any real; wraps around), shifted left by `lateral_offset` [m]."""
+        index, t = self._locate(s)
+        start = self.centreline[index]
+        seg = self._segment[index]
+        heading = self._heading_at_segment(index, t)
+        offset = np.asarray(lateral_offset, dtype=np.float64)
+        x = start[..., 0] + t * seg[..., 0] - offset * np.sin(heading)
+        y = start[..., 1] + t * seg[..., 1] + offset * np.cos(heading)
+        return Pose(x, y, heading)
+
+    def curvature_at(self, s: np.ndarray | float) -> np.ndarray:
+        """Signed centreline curvature at progress `s` [1/m], positive = bending left."""
+        index, t = self._locate(s)
+        nxt = (index + 1) % len(self.centreline)
+        return (1 - t) * self.curvature[index] + t * self.curvature[nxt]
+
+    def on_road(self, points: np.ndarray) -> np.ndarray:
+        """For (..., 2) points [m], True where the point is on the asphalt."""
+        points = np.asarray(points, dtype=np.float64)
+        projection = self.project(points[..., 0], points[..., 1])
+        return np.abs(projection.lateral_offset) <= self.width / 2
+
+    def lane_center_offset(self, lane: int = 0) -> float:
+        """Lateral offset of a lane's centre from the centreline [m]; lane 0 is the rightmost."""
+        if not 0 <= lane < self.lanes:
+            raise TrackError(f"lane {lane} does not exist on a {self.lanes}-lane track")
+        lane_width = self.width / self.lanes
+        return -self.width / 2 + lane_width * (lane + 0.5)
+
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """(left, right) road edge polylines, each (N, 2) [m]."""
+        normal = np.column_stack([-np.sin(self.heading), np.cos(self.heading)])
+        half = self.width / 2
+        return self.centreline + half * normal, self.centreline - half * normal
+
+    def polygon(self, margin: float = 0.0) -> shapely.Polygon:
+        """The road surface (centreline buffered by half the width plus `margin`) as a shapely polygon."""
+        ring = shapely.LinearRing(self.centreline)
+        return shapely.buffer(ring, self.width / 2 + margin, quad_segs=8)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(xmin, ymin, xmax, ymax) of the road surface [m]."""
+        half = self.width / 2
+        lo = self.centreline.min(axis=0) - half
+        hi = self.centreline.max(axis=0) + half
+        return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+    # ----------------------------------------------------------------- helpers
+    def _locate(self, s: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        s = np.mod(np.asarray(s, dtype=np.float64), self.length)
+        index = np.clip(np.searchsorted(self.s, s, side="right") - 1, 0, len(self.s) - 1)
+        t = (s - self.s[index]) / self._seg_len[index]
+        return index, t
+
+    def _heading_at_segment(self, index: np.ndarray, t: np.ndarray) -> np.ndarray:
+        nxt = (index + 1) % len(self.centreline)
+        turn = wrap_angle(self.heading[nxt] - self.heading[index])
+        return wrap_angle(self.heading[index] + t * turn)

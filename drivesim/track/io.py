@@ -1,0 +1,99 @@
+"""Track files: JSON with a format version, the seed, the config and the centreline.
+
+The centreline is stored point by point (millimetre precision, which is how
+the generator makes it), so a loaded track is bit-identical to the saved one
+whatever generator version is installed. Loading validates the geometry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drivesim.config import ConfigError, TrackConfig, from_dict, to_dict
+from drivesim.track.generator import validate_track
+from drivesim.track.geometry import Track, TrackError
+
+TRACK_FORMAT_VERSION = 1
+
+
+def track_to_json(track: Track) -> dict[str, Any]:
+    """Plain data of a track file."""
+    return {
+        "format_version": TRACK_FORMAT_VERSION,
+        "name": track.name,
+        "seed": track.seed,
+        "config": to_dict(track.config) if track.config else None,
+        "width": track.width,
+        "lanes": track.lanes,
+        "length": round(track.length, 3),
+        "centreline": track.centreline.tolist(),
+    }
+
+
+def save_track(track: Track, path: Path | str) -> Path:
+    """Write `track` to `path` atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(track_to_json(track), separators=(",", ":")))
+    os.replace(tmp, path)
+    return path
+
+
+def track_from_json(data: Any, source: str = "track") -> Track:
+    """Build and validate a track from the plain data of a track file."""
+    if not isinstance(data, dict):
+        raise TrackError(f"{source}: not a track file (expected a JSON object)")
+    version = data.get("format_version")
+    if version != TRACK_FORMAT_VERSION:
+        raise TrackError(f"{source}: unsupported track format_version {version!r} (this drivesim reads {TRACK_FORMAT_VERSION})")
+    missing = [key for key in ("width", "lanes", "centreline") if key not in data]
+    if missing:
+        raise TrackError(f"{source}: missing field(s) {', '.join(missing)}")
+    try:
+        config = from_dict(TrackConfig, data["config"]) if data.get("config") is not None else None
+        centreline = np.asarray(data["centreline"], dtype=np.float64)
+        lanes = data["lanes"]
+        if not isinstance(lanes, int):
+            raise TrackError(f"lanes must be an integer, got {lanes!r}")
+        track = Track(centreline, float(data["width"]), lanes, seed=data.get("seed"), config=config, name=str(data.get("name", "")))
+        min_radius = config.min_radius if config else track.width
+        validate_track(track, min_radius)
+    except (TrackError, ConfigError, ValueError, TypeError) as error:
+        raise TrackError(f"{source}: {error}") from None
+    return track
+
+
+def load_track(path: Path | str) -> Track:
+    """Read a track file; raises TrackError with the file name for any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise TrackError(f"{path}: no such track file") from None
+    except (IsADirectoryError, UnicodeDecodeError) as error:
+        raise TrackError(f"{path}: cannot read track file ({error})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise TrackError(f"{path}: not valid JSON, file truncated or corrupt ({error.msg} at line {error.lineno})") from None
+    track = track_from_json(data, str(path))
+    if not track.name:
+        track.name = path.stem
+    return track
+
+
+def load_tracks(source: Path | str) -> list[Track]:
+    """All tracks in a folder (sorted by file name), or the one track in a file."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(source.glob("*.json"))
+        if not files:
+            raise TrackError(f"{source}: no track files (*.json) in this folder")
+        return [load_track(f) for f in files]
+    return [load_track(source)]
