@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from drivesim.errors import DrivesimError
 
-class ConfigError(ValueError):
+
+class ConfigError(DrivesimError, ValueError):
     """A configuration value or file is invalid."""
 
 

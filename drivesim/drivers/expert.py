@@ -9,7 +9,7 @@ and by braking at `comfort_brake` for the bends ahead.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -9,7 +9,7 @@ and the label that brings it back.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

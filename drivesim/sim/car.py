@@ -24,7 +24,7 @@ class Controls:
     throttle: float
     """[-1, 1]: positive accelerates, negative brakes."""
 
-    def clipped(self) -> "Controls":
+    def clipped(self) -> Controls:
         return Controls(min(1.0, max(-1.0, float(self.steering))), min(1.0, max(-1.0, float(self.throttle))))
 
 

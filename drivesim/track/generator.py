@@ -11,8 +11,8 @@ gives the same track.
 
 from __future__ import annotations
 
-import numpy as np
 import noise
+import numpy as np
 import shapely
 from scipy.interpolate import CubicSpline
 from scipy.ndimage import gaussian_filter1d

@@ -16,9 +16,10 @@ import shapely
 from scipy.spatial import cKDTree
 
 from drivesim.config import TrackConfig
+from drivesim.errors import DrivesimError
 
 
-class TrackError(ValueError):
+class TrackError(DrivesimError, ValueError):
     """A track is malformed or geometrically invalid."""
 
 

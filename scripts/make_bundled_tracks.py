@@ -1,0 +1,67 @@
+"""Regenerate the bundled tracks in tracks/train, tracks/val and tracks/holdout.
+
+    python scripts/make_bundled_tracks.py [--out tracks]
+
+Each split draws its track configs (length, width, lanes, curviness) from
+its own seeded generator and uses its own range of track seeds, so the
+splits never share a track. Holdout tracks are for evaluation only: nothing
+shipped is ever trained on them. Also writes docs/tracks-preview.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from drivesim.config import TrackConfig
+from drivesim.render.topdown import preview_tracks
+from drivesim.track import generate_track, save_track
+
+SPLITS = {"train": (20, 1000), "val": (5, 2000), "holdout": (10, 3000)}
+"""split -> (number of tracks, first seed)."""
+
+
+def split_configs(count: int, first_seed: int) -> list[TrackConfig]:
+    rng = np.random.default_rng(first_seed)
+    configs = []
+    for _ in range(count):
+        lanes = int(rng.integers(1, 3))
+        width = float(np.round(rng.uniform(6.0, 9.0) if lanes == 1 else rng.uniform(8.0, 12.0), 1))
+        configs.append(
+            TrackConfig(
+                length=float(np.round(rng.uniform(400.0, 3000.0), -1)),
+                width=width,
+                lanes=lanes,
+                curviness=float(np.round(rng.uniform(0.1, 1.0), 2)),
+                min_radius=max(20.0, width * 2.5),
+            )
+        )
+    return configs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("tracks"), help="root folder of the splits")
+    parser.add_argument("--preview", type=Path, default=Path("docs/tracks-preview.png"), help="preview PNG of a few tracks")
+    args = parser.parse_args()
+    shown = []
+    for split, (count, first_seed) in SPLITS.items():
+        folder = args.out / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.json"):
+            old.unlink()
+        for i, config in enumerate(split_configs(count, first_seed)):
+            track = generate_track(first_seed + i, config)
+            track.name = f"{split}-{i:03d}"
+            save_track(track, folder / f"{track.name}.json")
+            if i < 4 and split != "holdout":
+                shown.append(track)
+        print(f"{split}: {count} tracks in {folder}")
+    preview_tracks(shown[:8], args.preview, columns=4)
+    print(f"preview: {args.preview}")
+
+
+if __name__ == "__main__":
+    main()

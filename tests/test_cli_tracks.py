@@ -1,0 +1,47 @@
+import subprocess
+import sys
+
+import cv2
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "drivesim.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_tracks_generate_and_preview(tmp_path):
+    result = run_cli("tracks", "generate", "--seed", 5, "--count", 2, "--length", 600, "--lanes", 2, "--out", tmp_path / "t")
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "t").glob("*.json"))
+    assert [f.name for f in files] == ["track-00005.json", "track-00006.json"]
+    again = run_cli("tracks", "generate", "--seed", 5, "--length", 600, "--lanes", 2, "--out", tmp_path / "u")
+    assert again.returncode == 0
+    assert (tmp_path / "u" / "track-00005.json").read_bytes() == files[0].read_bytes()
+
+    preview = run_cli("tracks", "preview", *files, "--out", tmp_path / "p.png")
+    assert preview.returncode == 0, preview.stderr
+    image = cv2.imread(str(tmp_path / "p.png"))
+    assert image.shape == (360, 720, 3)
+    # The start line is drawn in red (BGR order from OpenCV).
+    red = (image[..., 2] > 200) & (image[..., 1] < 80) & (image[..., 0] < 80)
+    assert red.sum() > 10
+
+
+def test_user_errors_are_one_line_with_nonzero_exit(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format_version": 1, "width"')
+    cases = [
+        ("tracks", "preview", bad, "--out", tmp_path / "p.png"),
+        ("tracks", "preview", tmp_path / "missing.json", "--out", tmp_path / "p.png"),
+        ("tracks", "generate", "--lanes", 3, "--out", tmp_path),
+        ("tracks", "generate", "--config", bad, "--out", tmp_path),
+    ]
+    for args in cases:
+        result = run_cli(*args)
+        assert result.returncode == 2, args
+        assert result.stderr.startswith("drivesim: error:"), result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_help_lists_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0 and "tracks" in result.stdout

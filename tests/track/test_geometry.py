@@ -1,0 +1,60 @@
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drivesim.config import TrackConfig
+from drivesim.track import generate_track, wrap_angle
+
+TRACK = generate_track(7, TrackConfig(length=900, lanes=2, width=10))
+
+
+@settings(max_examples=200, deadline=None)
+@given(s=st.floats(0, 1), offset=st.floats(-4.9, 4.9))
+def test_project_inverts_pose_at(s, offset):
+    s = s * TRACK.length * 0.999
+    pose = TRACK.pose_at(s)
+    back = TRACK.project(pose.x, pose.y, pose.yaw)
+    ds = (back.s - s + TRACK.length / 2) % TRACK.length - TRACK.length / 2
+    assert abs(ds) < 1e-6
+    assert abs(back.lateral_offset) < 1e-6
+    assert abs(back.heading_error) < 1e-6
+    shifted = TRACK.pose_at(s, offset)
+    away = TRACK.project(shifted.x, shifted.y)
+    assert abs(away.lateral_offset - offset) < 0.02
+    assert np.isnan(away.heading_error)
+
+
+def test_offset_sign_is_left_positive():
+    pose = TRACK.pose_at(100.0)
+    left = np.array([-np.sin(pose.yaw), np.cos(pose.yaw)])
+    p = np.array([pose.x, pose.y]) + 2.0 * left
+    assert TRACK.project(p[0], p[1]).lateral_offset > 1.9
+
+
+def test_project_is_vectorised():
+    s = np.linspace(0, TRACK.length, 50, endpoint=False)
+    pose = TRACK.pose_at(s, 1.0)
+    back = TRACK.project(pose.x, pose.y)
+    assert back.s.shape == (50,)
+    np.testing.assert_allclose(back.lateral_offset, 1.0, atol=0.02)
+
+
+def test_on_road_matches_half_width():
+    s = np.full(4, 300.0)
+    offsets = np.array([0.0, 4.9, 5.1, -6.0])
+    pose = TRACK.pose_at(s, offsets)
+    assert TRACK.on_road(np.stack([pose.x, pose.y], axis=1)).tolist() == [True, True, False, False]
+
+
+def test_curvature_sign_and_heading():
+    # The heading advances by the integral of curvature, and one lap turns by +-2 pi.
+    total_turn = np.sum(TRACK.curvature * np.diff(np.append(TRACK.s, TRACK.length)))
+    assert abs(abs(total_turn) - 2 * np.pi) < 0.05
+    s = 200.0
+    ahead = wrap_angle(TRACK.pose_at(s + 1.0).yaw - TRACK.pose_at(s).yaw)
+    assert np.sign(ahead) == np.sign(TRACK.curvature_at(s + 0.5)) or abs(ahead) < 1e-4
+
+
+def test_lane_centres():
+    assert TRACK.lane_center_offset(0) == -2.5
+    assert TRACK.lane_center_offset(1) == 2.5

@@ -1,0 +1,62 @@
+import json
+
+import numpy as np
+import pytest
+
+from drivesim.config import TrackConfig
+from drivesim.track import TrackError, generate_track, load_track, load_tracks, save_track
+
+
+def test_round_trip_is_bit_identical(tmp_path):
+    track = generate_track(11, TrackConfig(length=600, lanes=2, width=9))
+    path = save_track(track, tmp_path / "t.json")
+    loaded = load_track(path)
+    assert loaded.centreline.tobytes() == track.centreline.tobytes()
+    assert loaded.curvature.tobytes() == track.curvature.tobytes()
+    assert (loaded.width, loaded.lanes, loaded.seed, loaded.config) == (track.width, track.lanes, track.seed, track.config)
+    assert loaded.length == track.length
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda text: text[: len(text) // 2], "truncated or corrupt"),
+        (lambda text: "[1, 2, 3]", "not a track file"),
+        (lambda text: text.replace('"format_version":1', '"format_version":99'), "format_version"),
+        (lambda text: text.replace('"lanes":1', '"lanes":"one"'), "lanes"),
+        (lambda text: text.replace('"width":', '"wide":'), "missing field"),
+    ],
+)
+def test_bad_files_give_clear_errors(tmp_path, mutate, message):
+    path = save_track(generate_track(3, TrackConfig(length=500)), tmp_path / "t.json")
+    path.write_text(mutate(path.read_text()))
+    with pytest.raises(TrackError, match=message):
+        load_track(path)
+
+
+def test_self_intersecting_file_is_rejected(tmp_path):
+    track = generate_track(5, TrackConfig(length=500))
+    data = json.loads(save_track(track, tmp_path / "t.json").read_text())
+    points = np.array(data["centreline"])
+    # Swap two far-apart halves of the loop: the centreline now crosses itself.
+    n = len(points)
+    data["centreline"] = np.concatenate([points[: n // 4], points[n // 2 : 3 * n // 4], points[n // 4 : n // 2], points[3 * n // 4 :]]).tolist()
+    (tmp_path / "t.json").write_text(json.dumps(data))
+    with pytest.raises(TrackError, match="t.json"):
+        load_track(tmp_path / "t.json")
+
+
+def test_missing_file_and_empty_folder(tmp_path):
+    with pytest.raises(TrackError, match="no such track file"):
+        load_track(tmp_path / "nope.json")
+    with pytest.raises(TrackError, match="no track files"):
+        load_tracks(tmp_path)
+
+
+def test_bundled_tracks_load_and_splits_are_disjoint(repo_root):
+    splits = {split: load_tracks(repo_root / "tracks" / split) for split in ("train", "val", "holdout")}
+    assert [len(splits[s]) >= n for s, n in (("train", 20), ("val", 5), ("holdout", 10))] == [True] * 3
+    seeds = {split: {t.seed for t in tracks} for split, tracks in splits.items()}
+    assert not (seeds["train"] & seeds["val"]) and not (seeds["train"] & seeds["holdout"]) and not (seeds["val"] & seeds["holdout"])
+    lengths = [t.length for tracks in splits.values() for t in tracks]
+    assert min(lengths) < 800 and max(lengths) > 2000
