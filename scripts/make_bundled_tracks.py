@@ -18,6 +18,7 @@ import numpy as np
 from drivesim.config import TrackConfig
 from drivesim.render.topdown import preview_tracks
 from drivesim.track import generate_track, save_track
+from drivesim.track.generator import random_track_config
 
 SPLITS = {"train": (20, 1000), "val": (5, 2000), "holdout": (10, 3000)}
 """split -> (number of tracks, first seed)."""
@@ -25,20 +26,7 @@ SPLITS = {"train": (20, 1000), "val": (5, 2000), "holdout": (10, 3000)}
 
 def split_configs(count: int, first_seed: int) -> list[TrackConfig]:
     rng = np.random.default_rng(first_seed)
-    configs = []
-    for _ in range(count):
-        lanes = int(rng.integers(1, 3))
-        width = float(np.round(rng.uniform(6.0, 9.0) if lanes == 1 else rng.uniform(8.0, 12.0), 1))
-        configs.append(
-            TrackConfig(
-                length=float(np.round(rng.uniform(400.0, 3000.0), -1)),
-                width=width,
-                lanes=lanes,
-                curviness=float(np.round(rng.uniform(0.1, 1.0), 2)),
-                min_radius=max(20.0, width * 2.5),
-            )
-        )
-    return configs
+    return [random_track_config(rng) for _ in range(count)]
 
 
 def main() -> None:

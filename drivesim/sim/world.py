@@ -90,7 +90,7 @@ class World:
         corners = footprint(car, self.car_config)
         xs = np.concatenate([[car.x], corners[:, 0]])
         ys = np.concatenate([[car.y], corners[:, 1]])
-        projection = self.track.project(xs, ys, car.yaw)
+        projection = self.track.project(xs, ys, car.yaw, near_s=self._last_s)
         s = float(projection.s[0])
         length = self.track.length
         # Progress accumulates the wrapped change in s, so crossing the start

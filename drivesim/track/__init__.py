@@ -1,6 +1,6 @@
 """Procedural closed-loop tracks: generation, geometry queries, JSON files."""
 
-from drivesim.track.generator import TrackGenerationError, generate_track, validate_track
+from drivesim.track.generator import TrackGenerationError, generate_track, random_track_config, validate_track
 from drivesim.track.geometry import Pose, Projection, Track, TrackError, wrap_angle
 from drivesim.track.io import load_track, load_tracks, save_track
 
@@ -13,6 +13,7 @@ __all__ = [
     "generate_track",
     "load_track",
     "load_tracks",
+    "random_track_config",
     "save_track",
     "validate_track",
     "wrap_angle",

@@ -73,6 +73,19 @@ def generate_track(seed: int, config: TrackConfig | None = None) -> Track:
     )
 
 
+def random_track_config(rng: np.random.Generator) -> TrackConfig:
+    """A varied TrackConfig: 400-3000 m, 1 or 2 lanes, 6-12 m wide, curviness 0.1-1."""
+    lanes = int(rng.integers(1, 3))
+    width = float(np.round(rng.uniform(6.0, 9.0) if lanes == 1 else rng.uniform(8.0, 12.0), 1))
+    return TrackConfig(
+        length=float(np.round(rng.uniform(400.0, 3000.0), -1)),
+        width=width,
+        lanes=lanes,
+        curviness=float(np.round(rng.uniform(0.1, 1.0), 2)),
+        min_radius=max(20.0, width * 2.5),
+    )
+
+
 def _candidate_centreline(rng: np.random.Generator, config: TrackConfig, gentleness: float) -> np.ndarray:
     n_control = 128
     theta = np.linspace(0.0, 2 * np.pi, n_control, endpoint=False)

@@ -19,6 +19,10 @@ from drivesim.config import TrackConfig
 from drivesim.errors import DrivesimError
 
 
+NEAR_WINDOW = 12.0
+"""Half-length of centreline searched by `Track.project(..., near_s=...)` [m]."""
+
+
 class TrackError(DrivesimError, ValueError):
     """A track is malformed or geometrically invalid."""
 
@@ -111,36 +115,53 @@ class Track:
         padded = np.concatenate([raw[-2:], raw, raw[:2]])
         self.curvature = np.convolve(padded, kernel, mode="valid")
         self._tree = cKDTree(points)
+        self._near_steps = int(np.ceil(NEAR_WINDOW / seg_len.min()))
 
     # ----------------------------------------------------------------- queries
-    def project(self, x: np.ndarray | float, y: np.ndarray | float, yaw: np.ndarray | float | None = None) -> Projection:
-        """Nearest centreline point for each (x, y): progress, signed offset and heading error."""
+    def project(
+        self,
+        x: np.ndarray | float,
+        y: np.ndarray | float,
+        yaw: np.ndarray | float | None = None,
+        near_s: float | None = None,
+    ) -> Projection:
+        """Nearest centreline point for each (x, y): progress, signed offset and heading error.
+
+        With `near_s` [m], only the centreline within `NEAR_WINDOW` of that
+        progress is searched: much faster for a car whose last position is
+        known, and never confused by another part of the road nearby.
+        """
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
-        shape = np.broadcast(x, y).shape
-        px = np.broadcast_to(x, shape).ravel()
-        py = np.broadcast_to(y, shape).ravel()
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        points = np.empty((int(np.prod(shape)), 2))
+        points[:, 0] = np.broadcast_to(x, shape).ravel()
+        points[:, 1] = np.broadcast_to(y, shape).ravel()
         n = len(self.centreline)
-        _, nearest = self._tree.query(np.column_stack([px, py]))
-        # The nearest point lies on one of the two segments that meet at the
-        # nearest vertex; test both and keep the closer foot point.
-        candidates = np.stack([(nearest - 1) % n, nearest], axis=1)
+        if near_s is None:
+            _, nearest = self._tree.query(points)
+            # The nearest point lies on one of the two segments that meet at
+            # the nearest vertex; test both and keep the closer foot point.
+            candidates = np.stack([(nearest - 1) % n, nearest], axis=1)
+        else:
+            centre = int(self._locate(near_s)[0])
+            window = np.arange(centre - self._near_steps, centre + self._near_steps + 1) % n
+            candidates = np.broadcast_to(window, (len(points), len(window)))
         start = self.centreline[candidates]
         seg = self._segment[candidates]
-        seg_len = self._seg_len[candidates]
-        rel = np.stack([px, py], axis=1)[:, None, :] - start
-        t = np.clip(np.einsum("kij,kij->ki", rel, seg) / seg_len**2, 0.0, 1.0)
-        foot = start + t[..., None] * seg
-        dist2 = np.sum((np.stack([px, py], axis=1)[:, None, :] - foot) ** 2, axis=2)
+        rel = points[:, None, :] - start
+        t = np.clip(np.einsum("kij,kij->ki", rel, seg) / self._seg_len[candidates] ** 2, 0.0, 1.0)
+        gap = rel - t[..., None] * seg
+        dist2 = np.einsum("kij,kij->ki", gap, gap)
         best = np.argmin(dist2, axis=1)
-        rows = np.arange(len(px))
+        rows = np.arange(len(points))
         index = candidates[rows, best]
         t_best = t[rows, best]
         seg_best = seg[rows, best]
         rel_best = rel[rows, best]
         s = np.mod(self.s[index] + t_best * self._seg_len[index], self.length)
         cross = seg_best[:, 0] * rel_best[:, 1] - seg_best[:, 1] * rel_best[:, 0]
-        offset = np.sign(cross) * np.sqrt(dist2[rows, best])
+        offset = np.copysign(np.sqrt(dist2[rows, best]), cross)
         if yaw is None:
             heading_error = np.full_like(s, np.nan)
         else:
@@ -161,9 +182,13 @@ class Track:
 
     def curvature_at(self, s: np.ndarray | float) -> np.ndarray:
         """Signed centreline curvature at progress `s` [1/m], positive = bending left."""
+        return self.sample(self.curvature, s)
+
+    def sample(self, values: np.ndarray, s: np.ndarray | float) -> np.ndarray:
+        """Linear interpolation at progress `s` [m] of `values` given at each centreline point."""
         index, t = self._locate(s)
         nxt = (index + 1) % len(self.centreline)
-        return (1 - t) * self.curvature[index] + t * self.curvature[nxt]
+        return (1 - t) * values[index] + t * values[nxt]
 
     def on_road(self, points: np.ndarray) -> np.ndarray:
         """For (..., 2) points [m], True where the point is on the asphalt."""
@@ -200,7 +225,8 @@ class Track:
     # ----------------------------------------------------------------- helpers
     def _locate(self, s: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         s = np.mod(np.asarray(s, dtype=np.float64), self.length)
-        index = np.clip(np.searchsorted(self.s, s, side="right") - 1, 0, len(self.s) - 1)
+        # s is in [0, length) and self.s[0] == 0, so the index is always in range.
+        index = np.searchsorted(self.s, s, side="right") - 1
         t = (s - self.s[index]) / self._seg_len[index]
         return index, t
 
