@@ -1,0 +1,382 @@
+"""Writing shards: `ShardWriter` (one process, one file) and `RecordingWriter` (a folder of shards + manifest).
+
+A shard is written as `shard-NNNNN.h5.tmp`, in batches appended to resizable
+datasets so memory stays flat, every batch validated against the schema.
+On a clean close the file is flushed, fsynced, hashed and renamed to its
+final name; on an error the temporary file is deleted, so a file under a
+shard name is always complete. Images are stored one frame per chunk,
+gzip-compressed (plain h5py reads them, no plugins) with fletcher32
+checksums; no object timestamps are stored, so the same frames give the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from drivesim import __version__
+from drivesim.record.manifest import Manifest, ShardInfo, fsync_dir, write_manifest
+from drivesim.record.schema import (
+    EPISODE_KEYS,
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    SHARD_PATTERN,
+    TMP_SUFFIX,
+    RecordingError,
+    shard_fields,
+    validate_frames,
+)
+
+IMAGE_GZIP_LEVEL = 1
+"""gzip level of image chunks. On 160x120 road frames levels 2-9 save at most 1-3% more and cost 1.1-5x the time."""
+SCALAR_GZIP_LEVEL = 4
+"""gzip level of the per-frame scalar datasets (small; the shuffle filter does most of the work)."""
+SCALAR_CHUNK = 4096
+"""Frames per chunk of a scalar dataset."""
+REQUIRED_ATTRS = ("config", "camera_intrinsics")
+"""Keys the `attrs` of a ShardWriter must have."""
+RESERVED_ATTRS = ("schema_version", "drivesim_version", "tracks")
+"""Shard attributes the writer sets itself."""
+
+
+def shard_name(index: int) -> str:
+    """File name of shard number `index`: shard_name(3) == "shard-00003.h5"."""
+    if not 0 <= index <= 99999:
+        raise RecordingError(f"shard index {index} is outside [0, 99999]")
+    return f"shard-{index:05d}.h5"
+
+
+def _json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        raise RecordingError(f"{what} must be plain JSON data (no NaN): {error}") from None
+
+
+def _create_group(parent: h5py.Group, name: str) -> h5py.Group:
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)
+    h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl)
+    return parent[name]
+
+
+class ShardWriter:
+    """Writes the frames of whole episodes into one shard file.
+
+    Use it as a context manager in ONE process: `add_frame` for every frame,
+    `end_episode` after each episode's last frame. `close` (or leaving the
+    `with` block normally) completes the file and returns its ShardInfo,
+    also kept as `.info`; leaving the block with an exception deletes the
+    temporary file.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        cameras: Mapping[str, tuple[int, int]],
+        attrs: Mapping[str, Any],
+        batch_frames: int = 64,
+    ) -> None:
+        self.path = Path(path)
+        """Final path of the shard, e.g. recordings/run/shard-00003.h5."""
+        if not SHARD_PATTERN.match(self.path.name):
+            raise RecordingError(f"{self.path}: a shard's file name must look like shard-00003.h5 (see shard_name)")
+        if self.path.exists():
+            raise RecordingError(f"{self.path}: already exists; shards are never overwritten")
+        self.tmp_path = self.path.with_name(self.path.name + TMP_SUFFIX)
+        """Where the shard is written until it is complete."""
+        self.fields = shard_fields(cameras)
+        """Every field of this shard, name -> Field."""
+        self.cameras = {name: (int(h), int(w)) for name, (h, w) in cameras.items()}
+        missing = [k for k in REQUIRED_ATTRS if k not in attrs]
+        if missing:
+            raise RecordingError(f"{self.path}: shard attrs need {', '.join(missing)}")
+        reserved = [k for k in RESERVED_ATTRS if k in attrs]
+        if reserved:
+            raise RecordingError(f"{self.path}: attrs {', '.join(reserved)} are set by the writer itself")
+        encoded = {key: _json(value, f"shard attr {key!r}") for key, value in sorted(attrs.items())}
+        if batch_frames < 1:
+            raise RecordingError("batch_frames must be at least 1")
+        self.info: ShardInfo | None = None
+        """The finished shard's entry for the manifest, once closed."""
+        self._names = frozenset(self.fields)
+        self._buffers = {name: np.empty((batch_frames, *f.shape), f.np_dtype) for name, f in self.fields.items()}
+        self._buffered = 0
+        self._frames = 0
+        self._tracks: list[dict[str, Any]] = []
+        self._episode: int | None = None
+        self._episode_start = 0
+        self._failed = False
+        self.tmp_path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: h5py.File | None = h5py.File(self.tmp_path, "w")
+        try:
+            self._create(encoded)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _create(self, encoded: Mapping[str, str]) -> None:
+        f = self._file
+        assert f is not None
+        f.attrs["schema_version"] = np.int64(SCHEMA_VERSION)
+        f.attrs["drivesim_version"] = __version__
+        for key, text in encoded.items():
+            f.attrs[key] = text
+        groups: dict[str, h5py.Group] = {}
+        for name, field in self.fields.items():
+            group_name, leaf = name.split("/")
+            if group_name not in groups:
+                groups[group_name] = _create_group(f, group_name)
+            if name.startswith("images/"):
+                options = dict(chunks=(1, *field.shape), compression="gzip", compression_opts=IMAGE_GZIP_LEVEL)
+            else:
+                options = dict(chunks=(SCALAR_CHUNK,), compression="gzip", compression_opts=SCALAR_GZIP_LEVEL, shuffle=True)
+            groups[group_name].create_dataset(
+                leaf, shape=(0, *field.shape), maxshape=(None, *field.shape), dtype=field.np_dtype,
+                fletcher32=True, track_times=False, **options,
+            )
+
+    @property
+    def frames(self) -> int:
+        """Frames added so far."""
+        return self._frames
+
+    @property
+    def episodes(self) -> int:
+        """Episodes ended so far."""
+        return len(self._tracks)
+
+    def _check_open(self) -> None:
+        if self._file is None:
+            raise RecordingError(f"{self.path}: the writer is closed")
+        if self._failed:
+            raise RecordingError(f"{self.path}: an earlier write failed; the shard cannot be completed")
+
+    def add_frame(self, record: Mapping[str, Any]) -> None:
+        """Append one frame: `record` maps every schema field (e.g. "images/center", "labels/steering") to its value."""
+        self._check_open()
+        if record.keys() != self._names:
+            unknown = sorted(set(record) - self._names)
+            missing = sorted(self._names - set(record))
+            raise RecordingError(f"{self.path}: frame {self._frames}: unknown field(s) {unknown}, missing field(s) {missing}")
+        k = self._buffered
+        for name, field in self.fields.items():
+            try:
+                self._buffers[name][k] = field.coerce(record[name])
+            except RecordingError as error:
+                raise RecordingError(f"{self.path}: frame {self._frames}: {error}") from None
+        episode = int(self._buffers["meta/episode"][k])
+        if self._episode is None:
+            if any(t["episode"] == episode for t in self._tracks):
+                raise RecordingError(f"{self.path}: episode {episode} was already ended in this shard; episode ids must be unique")
+            self._episode, self._episode_start = episode, self._frames
+        elif episode != self._episode:
+            raise RecordingError(
+                f"{self.path}: frame {self._frames} has meta/episode {episode} but episode {self._episode} is not ended; call end_episode() first"
+            )
+        self._buffered += 1
+        self._frames += 1
+        if self._buffered == len(self._buffers["meta/episode"]):
+            self._flush()
+
+    def end_episode(self, info: Mapping[str, Any]) -> None:
+        """Close the current episode; `info` (JSON data) goes into the shard's `tracks` attribute.
+
+        `info` needs "track" (track id/name) and "track_seed" (int or None);
+        anything else (episode seed, randomization, driver) is kept as given.
+        The writer adds "episode", "first_frame" and "frames" (if `info` has
+        them, they must agree with what the writer counted).
+        """
+        self._check_open()
+        if self._episode is None:
+            raise RecordingError(f"{self.path}: end_episode() without any frame since the last episode")
+        if not isinstance(info, Mapping):
+            raise RecordingError(f"{self.path}: episode info must be a mapping, got {type(info).__name__}")
+        missing = [k for k in EPISODE_KEYS if k not in info]
+        if missing:
+            raise RecordingError(f"{self.path}: episode info needs {', '.join(missing)}")
+        counted = {"episode": self._episode, "first_frame": self._episode_start, "frames": self._frames - self._episode_start}
+        for key, value in counted.items():
+            if key in info and info[key] != value:
+                raise RecordingError(f"{self.path}: episode info says {key} {info[key]!r} but the writer counted {value}")
+        entry = json.loads(_json(dict(info), "episode info"))
+        entry.update(counted)
+        self._tracks.append(entry)
+        self._episode = None
+
+    def _flush(self) -> None:
+        n = self._buffered
+        if n == 0:
+            return
+        assert self._file is not None
+        start = self._frames - n
+        batch = {name: buffer[:n] for name, buffer in self._buffers.items()}
+        try:
+            batch = validate_frames(batch, self.fields, first_frame=start)
+        except RecordingError as error:
+            self._failed = True
+            frame = getattr(error, "frame", None)
+            where = ""
+            if frame is not None:
+                i = frame - start
+                where = f" (episode {batch['meta/episode'][i]}, step {batch['meta/step'][i]})"
+            raise RecordingError(f"{self.path}: {error}{where}") from None
+        for name, values in batch.items():
+            dataset = self._file[name]
+            dataset.resize(start + n, axis=0)
+            dataset[start:] = values
+        self._buffered = 0
+
+    def close(self) -> ShardInfo:
+        """Complete the shard: flush, fsync, rename to its final name; returns its ShardInfo.
+
+        Raises RecordingError (and deletes the temporary file) if an episode
+        was not ended or the shard holds no frames.
+        """
+        if self.info is not None:
+            return self.info
+        if self._failed or self._file is None:
+            self.abort()
+            raise RecordingError(f"{self.path}: an earlier write failed; the shard was discarded")
+        try:
+            if self._episode is not None:
+                raise RecordingError(
+                    f"{self.path}: episode {self._episode} has {self._frames - self._episode_start} frame(s) but was not ended; "
+                    "a shard holds whole episodes"
+                )
+            if self._frames == 0:
+                raise RecordingError(f"{self.path}: no frames were written")
+            self._flush()
+            assert self._file is not None
+            self._file.attrs["tracks"] = _json(self._tracks, "tracks")
+            self._file.flush()
+            self._file.close()
+            self._file = None
+            digest = hashlib.sha256()
+            with open(self.tmp_path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+                os.fsync(f.fileno())
+            size = self.tmp_path.stat().st_size
+            os.replace(self.tmp_path, self.path)
+            fsync_dir(self.path.parent)
+        except BaseException:
+            self.abort()
+            raise
+        self.info = ShardInfo(
+            self.path.name, self._frames, tuple(t["episode"] for t in self._tracks), dict(self.cameras), size, digest.hexdigest()
+        )
+        return self.info
+
+    def abort(self) -> None:
+        """Give up on the shard: close and delete the temporary file. Safe to call more than once."""
+        self._failed = True
+        if self._file is not None:
+            try:
+                self._file.close()
+            except Exception:
+                pass
+            self._file = None
+        self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class RecordingWriter:
+    """Writes a whole recording folder from one process: shards of about `shard_frames` frames, then the manifest.
+
+    A new shard starts at the first episode after the current one reached
+    `shard_frames`, so shards hold whole episodes. `close` (or a clean exit
+    of the `with` block) writes manifest.json; an exception deletes the
+    unfinished shard and writes no manifest. For many processes, give each
+    its own ShardWriter and call `write_manifest` once all are done.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        cameras: Mapping[str, tuple[int, int]],
+        attrs: Mapping[str, Any],
+        seeds: Any,
+        shard_frames: int = 4096,
+        manifest_extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        if (self.folder / MANIFEST_NAME).exists():
+            raise RecordingError(f"{self.folder}: already holds a recording; choose a new folder")
+        if shard_frames < 1:
+            raise RecordingError("shard_frames must be at least 1")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.cameras = dict(cameras)
+        self.attrs = dict(attrs)
+        self.seeds = seeds
+        self.shard_frames = shard_frames
+        self.manifest_extra = dict(manifest_extra or {})
+        self.shards: list[ShardInfo] = []
+        """Shards completed so far."""
+        self.manifest: Manifest | None = None
+        """The written Manifest, once closed."""
+        self._writer: ShardWriter | None = None
+        self._closed = False
+
+    def add_frame(self, record: Mapping[str, Any]) -> None:
+        """Append one frame (see ShardWriter.add_frame), starting a new shard when needed."""
+        if self._closed:
+            raise RecordingError(f"{self.folder}: the recording is closed")
+        if self._writer is None:
+            self._writer = ShardWriter(self.folder / shard_name(len(self.shards)), self.cameras, self.attrs)
+        self._writer.add_frame(record)
+
+    def end_episode(self, info: Mapping[str, Any]) -> None:
+        """End the current episode (see ShardWriter.end_episode); completes the shard once it is full."""
+        if self._writer is None:
+            raise RecordingError(f"{self.folder}: end_episode() without any frame since the last episode")
+        self._writer.end_episode(info)
+        if self._writer.frames >= self.shard_frames:
+            self.shards.append(self._writer.close())
+            self._writer = None
+
+    def close(self) -> Manifest:
+        """Complete the last shard and write manifest.json; returns the Manifest."""
+        if self.manifest is not None:
+            return self.manifest
+        self._closed = True
+        if self._writer is not None:
+            self.shards.append(self._writer.close())
+            self._writer = None
+        self.manifest = write_manifest(self.folder, self.shards, self.attrs["config"], self.seeds, self.manifest_extra)
+        return self.manifest
+
+    def abort(self) -> None:
+        """Delete the unfinished shard; completed shards stay, without a manifest."""
+        self._closed = True
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+__all__ = ["IMAGE_GZIP_LEVEL", "RecordingWriter", "ShardWriter", "shard_name"]

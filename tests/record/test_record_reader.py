@@ -1,0 +1,215 @@
+"""open_recording, verify_recording and RecordingDataset: round trip, DataLoader workers, clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from record_helpers import ATTRS, make_frame, write_frames, write_shard
+from torch.utils.data import DataLoader
+
+from drivesim.record import (
+    RecordingDataset,
+    RecordingError,
+    RecordingWriter,
+    open_recording,
+    read_manifest,
+    shard_info_from_file,
+    shard_name,
+    verify_recording,
+    write_manifest,
+)
+
+
+def test_dataset_matches_the_written_frames(recording):
+    folder, records = recording
+    dataset = RecordingDataset(folder, labels=("steering", "labels/throttle", "controls/steering"), extras=("state/speed", "meta/events"))
+    assert len(dataset) == len(records) == 51
+    for index in (0, 6, 7, 32, 33, 50, -1):
+        image, label, extras = dataset[index]
+        record = records[index]
+        assert image.dtype == torch.uint8 and image.shape == (3, 24, 32)
+        np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(), record["images/center"])
+        expected = np.array([record["labels/steering"], record["labels/throttle"], record["controls/steering"]], np.float32)
+        assert label.dtype == torch.float32
+        np.testing.assert_array_equal(label.numpy(), expected)
+        assert extras["state/speed"].item() == np.float32(record["state/speed"])
+        assert extras["meta/events"].dtype == torch.uint8 and extras["meta/events"].item() == record["meta/events"]
+    assert dataset.locate(33)[0].name == "shard-00001.h5" and dataset.locate(33)[1:] == (0, "center")
+    with pytest.raises(IndexError):
+        dataset[51]
+
+
+def test_dataset_equals_plain_h5py(recording):
+    folder, _ = recording
+    dataset = RecordingDataset(folder, extras=("step", "camera"))
+    assert dataset.extras == ("meta/step",)
+    k = 0
+    for shard in sorted(folder.glob("shard-*.h5")):
+        with h5py.File(shard, "r") as f:
+            for i in range(len(f["labels/steering"])):
+                image, label, extras = dataset[k]
+                np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(), f["images/center"][i])
+                assert label.item() == f["labels/steering"][i] and extras["meta/step"].item() == f["meta/step"][i]
+                assert extras["camera"].item() == 0
+                k += 1
+    assert k == len(dataset)
+
+
+def test_dataloader_with_two_workers_after_use_in_the_parent(recording):
+    folder, records = recording
+    dataset = RecordingDataset(folder, extras=("meta/episode", "meta/step"))
+    dataset[40]  # the parent opens a shard; workers must not use its handle
+    loader = DataLoader(dataset, batch_size=8, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0))
+    seen = {}
+    for images, labels, extras in loader:
+        assert images.shape[1:] == (3, 24, 32) and labels.shape[1:] == (1,)
+        for k in range(len(images)):
+            seen[(extras["meta/episode"][k].item(), extras["meta/step"][k].item())] = (images[k], labels[k])
+    assert len(seen) == len(records)
+    for record in records:
+        image, label = seen[(record["meta/episode"], record["meta/step"])]
+        np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(), record["images/center"])
+        assert label.item() == np.float32(record["labels/steering"])
+
+
+def test_several_cameras_and_folders_and_transform(tmp_path):
+    cameras = {"center": (24, 32), "left": (24, 32)}
+    folders = []
+    for run in range(2):
+        with RecordingWriter(tmp_path / f"run{run}", cameras, ATTRS, seeds=run) as writer:
+            write_frames(writer, [3, 2], first_episode=10 * run, cameras=cameras)
+        folders.append(tmp_path / f"run{run}")
+
+    def flip(image, label):
+        return image.flip(-1), -label
+
+    dataset = RecordingDataset(folders, cameras=("center", "left"), transform=flip)
+    assert len(dataset) == 2 * 2 * 5
+    image, label, extras = dataset[13]  # second folder, frame 1, camera "left"
+    expected = make_frame(1, 10, 1, cameras)
+    assert extras == {"camera": torch.tensor(1)}
+    np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(), expected["images/left"][:, ::-1])
+    assert label.item() == -np.float32(expected["labels/steering"])
+    with pytest.raises(RecordingError, match="camera 'right' is not in every recording"):
+        RecordingDataset(folders, cameras=("right",))
+    with pytest.raises(RecordingError, match="unknown field 'steer'"):
+        RecordingDataset(folders, labels=("steer",))
+
+
+def test_verify_accepts_a_good_recording(recording):
+    folder, _ = recording
+    recording_ = verify_recording(folder)
+    assert (recording_.frames, recording_.episodes) == (51, 7)
+    assert recording_.attrs(1)["tracks"][0]["episode"] == 4
+
+
+def test_missing_manifest(tmp_path):
+    write_shard(tmp_path / shard_name(0))
+    with pytest.raises(RecordingError, match="manifest.json: no manifest; the recording is incomplete"):
+        open_recording(tmp_path)
+    with pytest.raises(RecordingError, match="no such recording folder"):
+        open_recording(tmp_path / "nothing")
+
+
+def test_shard_listed_but_missing(recording):
+    folder, _ = recording
+    (folder / "shard-00001.h5").unlink()
+    with pytest.raises(RecordingError, match="shard-00001.h5 are listed in the manifest but missing"):
+        RecordingDataset(folder)
+
+
+def test_shard_not_in_manifest(recording):
+    folder, _ = recording
+    shutil.copy(folder / "shard-00001.h5", folder / "shard-00002.h5")
+    with pytest.raises(RecordingError, match="shard-00002.h5 are not in the manifest"):
+        open_recording(folder)
+
+
+def test_unknown_schema_version_in_manifest(recording):
+    folder, _ = recording
+    data = json.loads((folder / "manifest.json").read_text())
+    data["schema_version"] = 2
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(RecordingError, match="schema version 2 is not supported; .* reads version 1"):
+        RecordingDataset(folder)
+
+
+def test_unknown_schema_version_in_shard(tmp_path):
+    info, _ = write_shard(tmp_path / shard_name(0))
+    with h5py.File(tmp_path / shard_name(0), "r+") as f:
+        f.attrs["schema_version"] = 2
+    size = (tmp_path / shard_name(0)).stat().st_size
+    write_manifest(tmp_path, [dataclasses.replace(info, size=size)], {}, None)
+    with pytest.raises(RecordingError, match="shard-00000.h5: schema version 2 is not supported"):
+        open_recording(tmp_path)
+
+
+def test_truncated_shard(recording):
+    folder, _ = recording
+    path = folder / "shard-00000.h5"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RecordingError, match="shard-00000.h5: .* bytes but the manifest says .*truncated"):
+        open_recording(folder)
+
+
+def test_shard_that_is_not_hdf5(recording):
+    folder, _ = recording
+    path = folder / "shard-00000.h5"
+    size = path.stat().st_size
+    path.write_bytes(b"\0" * size)
+    with pytest.raises(RecordingError, match="shard-00000.h5: cannot be opened as HDF5, the file is corrupt or truncated"):
+        open_recording(folder)
+
+
+def test_flipped_bytes_in_an_image_chunk(recording):
+    folder, _ = recording
+    path = folder / "shard-00001.h5"
+    with h5py.File(path, "r") as f:
+        chunk = f["images/center"].id.get_chunk_info(5)
+    data = bytearray(path.read_bytes())
+    for k in range(8):
+        data[chunk.byte_offset + chunk.size // 2 + k] ^= 0xFF
+    path.write_bytes(bytes(data))
+    open_recording(folder)  # sizes and metadata are intact; only the data is wrong
+    with pytest.raises(RecordingError, match="shard-00001.h5: SHA-256 differs from the manifest"):
+        verify_recording(folder)
+    dataset = RecordingDataset(folder)
+    dataset[33 + 4]
+    with pytest.raises(RecordingError, match="shard-00001.h5: cannot read images/center frame 5, the file is corrupt"):
+        dataset[33 + 5]
+
+
+def test_manifest_checks(recording):
+    folder, _ = recording
+    manifest = read_manifest(folder)
+    shutil.copy(folder / "shard-00001.h5", folder / "shard-00002.h5")
+    copy = dataclasses.replace(manifest.shards[1], file="shard-00002.h5")
+    with pytest.raises(RecordingError, match="episode id 4 is in both shard-00001.h5 and shard-00002.h5"):
+        write_manifest(folder, [*manifest.shards, copy], {}, None)
+    with pytest.raises(RecordingError, match="shard-00003.h5: shard listed for the manifest does not exist"):
+        write_manifest(folder, [dataclasses.replace(copy, file="shard-00003.h5")], {}, None)
+    data = json.loads((folder / "manifest.json").read_text())
+    data["frames"] += 1
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(RecordingError, match="'frames' is 52 but the shards hold 51"):
+        read_manifest(folder)
+    (folder / "manifest.json").write_text("{")
+    with pytest.raises(RecordingError, match="not valid JSON"):
+        read_manifest(folder)
+
+
+def test_shard_info_from_file(tmp_path):
+    info, _ = write_shard(tmp_path / shard_name(2), lengths=(3, 4))
+    again, config = shard_info_from_file(tmp_path / shard_name(2))
+    assert again == info and config == ATTRS["config"]
+    data = (tmp_path / shard_name(2)).read_bytes()
+    (tmp_path / shard_name(2)).write_bytes(data[:-1000])
+    with pytest.raises(RecordingError, match="shard-00002.h5: cannot be opened as HDF5"):
+        shard_info_from_file(tmp_path / shard_name(2))
