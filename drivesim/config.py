@@ -15,9 +15,12 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from drivesim.errors import DrivesimError
+
+if TYPE_CHECKING:  # only for annotations: sim imports config
+    from drivesim.sim.world import RoadState
 
 
 class ConfigError(DrivesimError, ValueError):
@@ -195,6 +198,162 @@ class RigConfig:
         check(0 <= self.side_offset <= 3, "rig side_offset must be in [0, 3] m")
 
 
+RANDOMIZATION_LEVELS = {"none": 0.0, "light": 0.4, "full": 1.0}
+"""How much of each effect's full range a randomization level uses [-]."""
+
+
+@dataclass(frozen=True)
+class RandomizationConfig:
+    """Per-episode domain randomization of the camera frames.
+
+    `level` scales every effect: `none` renders the fixed reference look,
+    `light` draws from narrow ranges, `full` from the widest a real road
+    camera would see. Each effect can be switched off on its own; the
+    sampled episode parameters are recorded in the shard attributes.
+    """
+
+    level: str = "none"
+    """none, light or full."""
+    lighting: bool = True
+    """Vary light level, colour temperature, contrast and sky."""
+    surfaces: bool = True
+    """Vary asphalt, verge and grass palettes and texture strength."""
+    markings: bool = True
+    """Vary lane-marking colour, width, dash length and wear."""
+    shadows: bool = True
+    """Cast roadside trees' shadows across the road."""
+    haze: bool = True
+    """Vary haze/fog that thickens with distance."""
+    camera: bool = True
+    """Jitter camera mounting height, pitch and field of view."""
+    sensor: bool = True
+    """Add mild sensor noise and lens blur."""
+    max_height_jitter: float = 0.15
+    """Largest change of the camera mounting height at level full [m]."""
+    max_pitch_jitter: float = 0.03
+    """Largest change of the camera pitch at level full [rad]."""
+    max_fov_jitter: float = 0.08
+    """Largest change of the horizontal field of view at level full [rad]."""
+    max_noise: float = 3.0
+    """Largest sensor-noise standard deviation at level full [8-bit counts]."""
+    max_blur: float = 0.8
+    """Largest Gaussian lens-blur sigma at level full [px]."""
+
+    def __post_init__(self) -> None:
+        check(self.level in RANDOMIZATION_LEVELS, f"randomization level must be one of {', '.join(RANDOMIZATION_LEVELS)}")
+        check(0 <= self.max_height_jitter <= 0.5, "randomization max_height_jitter must be in [0, 0.5] m")
+        check(0 <= self.max_pitch_jitter <= 0.1, "randomization max_pitch_jitter must be in [0, 0.1] rad")
+        check(0 <= self.max_fov_jitter <= 0.3, "randomization max_fov_jitter must be in [0, 0.3] rad")
+        # A real camera's read noise is a few counts; more would teach the network to ignore texture.
+        check(0 <= self.max_noise <= 8, "randomization max_noise must be in [0, 8] counts")
+        check(0 <= self.max_blur <= 2, "randomization max_blur must be in [0, 2] px")
+
+    @classmethod
+    def preset(cls, level: str) -> RandomizationConfig:
+        """Every effect on, at `level` (none, light or full)."""
+        return cls(level=level)
+
+    @property
+    def strength(self) -> float:
+        """Fraction of each effect's full range this level uses [-]."""
+        return RANDOMIZATION_LEVELS[self.level]
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """When an episode ends. The first limit reached ends it; at least one must be set."""
+
+    max_steps: int | None = None
+    """End after this many steps."""
+    laps: float | None = None
+    """End once the car has driven this many laps of the track."""
+    distance: float | None = None
+    """End once the car has driven this far along the road [m]."""
+    end_on_crash: bool = True
+    """End at the first crash (the crash frame is the episode's last) instead of applying `InterventionConfig.on_crash`."""
+
+    def __post_init__(self) -> None:
+        check(any(v is not None for v in (self.max_steps, self.laps, self.distance)), "an episode needs max_steps, laps or distance")
+        check(self.max_steps is None or self.max_steps > 0, "episode max_steps must be > 0")
+        check(self.laps is None or self.laps > 0, "episode laps must be > 0")
+        check(self.distance is None or self.distance > 0, "episode distance must be > 0")
+
+
+@dataclass(frozen=True)
+class InterventionConfig:
+    """When the expert takes the wheel from a driver, and when it gives it back."""
+
+    enabled: bool = True
+    """Without interventions the driver keeps control until the episode ends (use with end_on_crash)."""
+    max_lateral_offset: float = 1.5
+    """Intervene beyond this distance from the lane centre [m]."""
+    max_heading_error: float = 0.5
+    """Intervene beyond this angle to the road [rad]."""
+    on_off_road: bool = True
+    """Intervene as soon as a wheel leaves the asphalt."""
+    settle_offset: float = 0.3
+    """The car counts as settled within this distance of the lane centre [m]..."""
+    settle_heading: float = 0.1
+    """...and within this angle to the road [rad]..."""
+    settle_time: float = 1.0
+    """...for this long, after which the expert hands back control [s]."""
+    on_crash: str = "reset"
+    """After a crash: reset (car placed on the lane centre at the same progress) or end (the episode stops)."""
+
+    def __post_init__(self) -> None:
+        check(self.max_lateral_offset > self.settle_offset > 0, "intervention offsets must satisfy max_lateral_offset > settle_offset > 0")
+        check(self.max_heading_error > self.settle_heading > 0, "intervention headings must satisfy max_heading_error > settle_heading > 0")
+        check(self.settle_time >= 0, "settle_time must be >= 0")
+        check(self.on_crash in ("reset", "end"), "on_crash must be reset or end")
+
+    def violated(self, road: RoadState) -> bool:
+        """The car has left the safe envelope."""
+        return (
+            abs(road.lateral_offset) > self.max_lateral_offset
+            or abs(road.heading_error) > self.max_heading_error
+            or (self.on_off_road and road.off_road)
+            or road.crashed
+        )
+
+    def settled(self, road: RoadState) -> bool:
+        return abs(road.lateral_offset) < self.settle_offset and abs(road.heading_error) < self.settle_heading
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """A headless data-generation run: what `drivesim generate` makes. Stored in every shard and the manifest."""
+
+    frames: int = 10_000
+    """Frames in the whole recording."""
+    seed: int = 0
+    """Run seed; shard i draws everything from (seed, i)."""
+    tracks: str = "random"
+    """random (a fresh track per shard) or a folder/file of track JSON files."""
+    shard_frames: int = 1000
+    """Frames per shard; the last shard holds the remainder."""
+    episode_frames: int = 400
+    """Longest episode [frames]; an episode also ends at a crash or where its shard is full."""
+    rig: RigConfig = RigConfig()
+    """Cameras recorded."""
+    randomization: RandomizationConfig = RandomizationConfig.preset("full")
+    """Per-episode look of the world."""
+    noise: NoiseConfig = NoiseConfig(steering_std=0.1)
+    """DART noise on the executed controls (labels stay clean)."""
+    car: CarConfig = CarConfig()
+    world: WorldConfig = WorldConfig()
+    expert: ExpertConfig = ExpertConfig()
+    policy: str | None = None
+    """A checkpoint that drives instead of the expert (DAgger data collection); the expert labels every frame and takes over per `interventions`."""
+    interventions: InterventionConfig = InterventionConfig()
+    """Expert takeover while `policy` drives."""
+
+    def __post_init__(self) -> None:
+        check(self.frames >= 1, "frames must be at least 1")
+        check(1 <= self.shard_frames <= 1_000_000, "shard_frames must be in [1, 1000000]")
+        check(self.episode_frames >= 1, "episode_frames must be at least 1")
+        check(bool(self.tracks), "tracks must be random or a track folder/file")
+
+
 T = TypeVar("T")
 
 
@@ -273,8 +432,12 @@ __all__ = [
     "RigConfig",
     "check",
     "ConfigError",
+    "EpisodeConfig",
     "ExpertConfig",
+    "InterventionConfig",
+    "GenerateConfig",
     "NoiseConfig",
+    "RandomizationConfig",
     "TrackConfig",
     "WorldConfig",
     "from_dict",

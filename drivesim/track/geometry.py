@@ -18,7 +18,6 @@ from scipy.spatial import cKDTree
 from drivesim.config import TrackConfig
 from drivesim.errors import DrivesimError
 
-
 NEAR_WINDOW = 12.0
 """Half-length of centreline searched by `Track.project(..., near_s=...)` [m]."""
 

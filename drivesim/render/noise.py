@@ -1,0 +1,80 @@
+"""Vectorised, tileable Perlin (gradient) noise for textures.
+
+The `noise` package evaluates one point per Python call, far too slow for
+the millions of texels a world texture needs. These functions evaluate whole
+grids with numpy. The lattice wraps around, so a tile of noise repeats
+seamlessly when it is laid edge to edge (the detail textures rely on that).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def perlin_tile(shape: tuple[int, int], cells: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """One octave of tileable gradient noise, float32 of `shape`, roughly in [-1, 1].
+
+    `cells` (rows, columns) is the number of lattice cells across the tile;
+    the gradient lattice wraps, so the tile is periodic in both directions.
+    """
+    height, width = shape
+    cy, cx = max(1, int(cells[0])), max(1, int(cells[1]))
+    angles = rng.uniform(0.0, 2 * np.pi, size=(cy, cx))
+    gx, gy = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+    # Sample at texel centres so that neighbouring tiles line up exactly.
+    y = (np.arange(height, dtype=np.float32) + 0.5) * (cy / height)
+    x = (np.arange(width, dtype=np.float32) + 0.5) * (cx / width)
+    y0 = np.floor(y).astype(np.int64)
+    x0 = np.floor(x).astype(np.int64)
+    fy = (y - y0)[:, None]
+    fx = (x - x0)[None, :]
+    y0 %= cy
+    x0 %= cx
+    y1 = (y0 + 1) % cy
+    x1 = (x0 + 1) % cx
+
+    def corner(iy: np.ndarray, ix: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+        return gx[iy[:, None], ix[None, :]] * dx + gy[iy[:, None], ix[None, :]] * dy
+
+    n00 = corner(y0, x0, fy, fx)
+    n01 = corner(y0, x1, fy, fx - 1)
+    n10 = corner(y1, x0, fy - 1, fx)
+    n11 = corner(y1, x1, fy - 1, fx - 1)
+    # Quintic fade: C2-continuous, so no grid lines show in the shading.
+    uy = fy * fy * fy * (fy * (fy * 6 - 15) + 10)
+    ux = fx * fx * fx * (fx * (fx * 6 - 15) + 10)
+    top = n00 + ux * (n01 - n00)
+    bottom = n10 + ux * (n11 - n10)
+    return ((top + uy * (bottom - top)) * np.float32(1.41421356)).astype(np.float32)
+
+
+def fractal_tile(
+    shape: tuple[int, int],
+    base_cells: tuple[int, int],
+    rng: np.random.Generator,
+    octaves: int = 4,
+    persistence: float = 0.5,
+) -> np.ndarray:
+    """Sum of `octaves` Perlin octaves, each twice the frequency and `persistence` times the amplitude.
+
+    Normalised to zero mean and unit standard deviation (float32), so callers
+    choose the contrast explicitly.
+    """
+    total = np.zeros(shape, dtype=np.float32)
+    amplitude = 1.0
+    for octave in range(octaves):
+        scale = 2**octave
+        cells = (base_cells[0] * scale, base_cells[1] * scale)
+        if cells[0] > shape[0] and cells[1] > shape[1]:
+            break  # finer than a texel: it would only alias
+        cells = (min(cells[0], shape[0]), min(cells[1], shape[1]))
+        total += np.float32(amplitude) * perlin_tile(shape, cells, rng)
+        amplitude *= persistence
+    total -= total.mean()
+    std = float(total.std())
+    return total / np.float32(std if std > 1e-9 else 1.0)
+
+
+def periodic_noise_1d(count: int, cells: int, rng: np.random.Generator, octaves: int = 3) -> np.ndarray:
+    """(count,) smooth periodic 1-D noise, zero mean, unit std: a horizon profile, a density along the road."""
+    return fractal_tile((1, count), (1, cells), rng, octaves=octaves)[0]
