@@ -69,6 +69,200 @@ def tracks_preview(
     typer.echo(f"wrote {out} ({len(tracks)} track(s))")
 
 
+@app.command("generate")
+def generate_command(
+    out: Path = typer.Option(..., "--out", help="Recording folder to write (shards + manifest.json)."),
+    frames: int | None = typer.Option(None, "--frames", min=1, help="Frames in the recording [default 10000]."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes [default: all cores]."),
+    tracks: str | None = typer.Option(None, "--tracks", help="random (a fresh procedural track per shard) or a track folder/file, e.g. tracks/train [default random]."),
+    seed: int | None = typer.Option(None, "--seed", help="Run seed: the same seed and options give the same bytes [default 0]."),
+    cameras: str | None = typer.Option(None, "--cameras", help="center, or center,left,right (PilotNet's recovery cameras) [default center]."),
+    randomize: str | None = typer.Option(None, "--randomize", help="Domain randomization: none, light or full [default full]."),
+    noise: float | None = typer.Option(None, "--noise", min=0.0, max=1.0, help="DART steering noise std on the executed controls; labels stay clean; 0 = none [default 0.1]."),
+    shard_frames: int | None = typer.Option(None, "--shard-frames", min=1, help="Frames per shard [default 1000]."),
+    episode_frames: int | None = typer.Option(None, "--episode-frames", min=1, help="Longest episode in frames [default 400]."),
+    width: int | None = typer.Option(None, "--width", help="Camera image width [px] [default 160]."),
+    height: int | None = typer.Option(None, "--height", help="Camera image height [px] [default 120]."),
+    config: Path | None = typer.Option(None, "--config", help="GenerateConfig JSON file with every knob; options given here override it."),
+    force: bool = typer.Option(False, "--force", help="Replace a recording in --out that was made with a different config."),
+) -> None:
+    """Generate a labeled dataset headlessly: expert driving, camera frames, HDF5 shards.
+
+    Re-running the same command after an interruption keeps the finished
+    shards and makes only the missing ones.
+    """
+    from dataclasses import replace
+
+    from drivesim.config import GenerateConfig, RandomizationConfig
+    from drivesim.generate import generate
+
+    run = load_json(GenerateConfig, config) if config else GenerateConfig()
+    given = {"frames": frames, "seed": seed, "tracks": tracks, "shard_frames": shard_frames, "episode_frames": episode_frames}
+    run = replace(run, **{name: value for name, value in given.items() if value is not None})
+    camera = replace(run.rig.camera, **{k: v for k, v in (("width", width), ("height", height)) if v is not None})
+    run = replace(run, rig=replace(run.rig, camera=camera, cameras=_camera_list(cameras) if cameras else run.rig.cameras))
+    if randomize is not None:
+        if randomize not in ("none", "light", "full"):
+            raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
+        run = replace(run, randomization=RandomizationConfig.preset(randomize))
+    if noise is not None:
+        run = replace(run, noise=replace(run.noise, steering_std=noise))
+    result = generate(run, out, workers=workers, force=force, progress=sys.stderr.isatty())
+    reused = f" ({result.reused_shards} kept from an earlier run)" if result.reused_shards else ""
+    rate = f"; {result.frames_per_second:.0f} frames/s" if result.made_frames else ""
+    typer.echo(f"wrote {result.frames} frames in {result.shards} shards to {result.folder}{reused}{rate}")
+
+
+@app.command("inspect")
+def inspect_command(
+    recording: Path = typer.Argument(..., help="Recording folder."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for contact-sheet.png and histograms.png (default: the recording folder)."),
+    samples: int = typer.Option(24, "--samples", min=1, help="Frames on the contact sheet."),
+    camera: str = typer.Option("center", "--camera", help="Camera shown on the contact sheet."),
+    verify: bool = typer.Option(False, "--verify", help="Also check every shard's SHA-256 against the manifest."),
+) -> None:
+    """Summarize a recording: counts, label histograms, events, and a contact sheet of frames with their labels."""
+    from drivesim.record import contact_sheet, format_summary, plot_histograms, summarize_recording, verify_recording
+
+    if verify:
+        verify_recording(recording)
+    summary = summarize_recording(recording)
+    typer.echo(format_summary(summary))
+    folder = out or recording
+    folder.mkdir(parents=True, exist_ok=True)
+    contact_sheet(recording, folder / "contact-sheet.png", n=samples, camera=camera)
+    plot_histograms(summary, folder / "histograms.png")
+    typer.echo(f"wrote {folder / 'contact-sheet.png'} and {folder / 'histograms.png'}" + ("; all checksums match" if verify else ""))
+
+
+@app.command("train")
+def train_command(
+    data: list[Path] = typer.Option(..., "--data", help="Recording folder(s) to train on (repeat --data, or give several after it)."),
+    out: Path = typer.Option(..., "--out", help="Output folder, e.g. models/NAME: model.safetensors, train-log.json, loss.png."),
+    model: str = typer.Option("pilotnet", "--model", help="pilotnet (Bojarski et al. 2016, ~250k parameters) or small (fast)."),
+    epochs: int = typer.Option(10, "--epochs", min=1, help="Passes over the training frames."),
+    batch: int = typer.Option(64, "--batch", min=1, help="Frames per optimisation step."),
+    val: list[Path] | None = typer.Option(None, "--val", help="Validation recording(s); default: hold out the last 10% of the training frames."),
+    seed: int = typer.Option(0, "--seed", help="Seeds weights, shuffling and augmentation."),
+    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate."),
+    workers: int = typer.Option(2, "--workers", min=0, help="DataLoader worker processes."),
+    cameras: str = typer.Option("center", "--cameras", help="Cameras to train on: center, or center,left,right (side frames get a steering correction)."),
+    correction: float = typer.Option(0.08, "--side-correction", help="Steering correction for left/right camera frames (normalized)."),
+    throttle: bool = typer.Option(False, "--throttle/--no-throttle", help="Also learn the expert's throttle."),
+    no_augment: bool = typer.Option(False, "--no-augment", help="Train on the frames as recorded."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimisation steps (smoke tests)."),
+) -> None:
+    """Train a driving network on recordings (behavioural cloning)."""
+    from drivesim.learn import AugmentConfig, ModelConfig
+    from drivesim.learn.train import TrainConfig, train
+
+    augment = AugmentConfig(flip=False, brightness=0, contrast=0, shadow=0, side_camera_correction=correction) if no_augment else AugmentConfig(side_camera_correction=correction)
+    config = TrainConfig(
+        data=tuple(str(d) for d in data),
+        out=str(out),
+        val=tuple(str(v) for v in val or ()),
+        model=ModelConfig(architecture=model, throttle_head=throttle),
+        augment=augment,
+        cameras=_camera_list(cameras),
+        epochs=epochs,
+        batch=batch,
+        lr=lr,
+        workers=workers,
+        seed=seed,
+        max_steps=max_steps,
+    )
+    train(config, progress=sys.stderr.isatty(), log=typer.echo)
+
+
+@app.command("eval")
+def eval_command(
+    model: str = typer.Option(..., "--model", help="Checkpoint folder or file (e.g. models/pilotnet-baseline), or 'expert'."),
+    tracks: Path = typer.Option(Path("tracks/holdout"), "--tracks", help="Track folder or file to drive."),
+    laps: float = typer.Option(2.0, "--laps", min=0.1, help="Laps per track."),
+    randomize: str = typer.Option("light", "--randomize", help="Look of the world: none, light or full."),
+    seed: int = typer.Option(0, "--seed", help="Seeds each track's appearance."),
+    record: Path | None = typer.Option(None, "--record", help="Also record every frame (expert labels, interventions) as a recording folder."),
+    report: Path | None = typer.Option(None, "--report", help="Folder for metrics.json, metrics.md and pictures."),
+    interventions: bool = typer.Option(True, "--interventions/--no-interventions", help="Expert takeover; without it each track ends at the first crash (distance to first failure)."),
+    reference: bool = typer.Option(True, "--reference/--no-reference", help="Also evaluate the expert the same way, as the reference row."),
+) -> None:
+    """Closed-loop evaluation: the network drives, the expert watches and takes over when needed."""
+    from drivesim.config import InterventionConfig, RandomizationConfig
+    from drivesim.drivers import ExpertDriver
+    from drivesim.evaluate import EvalConfig, evaluate
+    from drivesim.report import markdown_table, write_report
+
+    if randomize not in ("none", "light", "full"):
+        raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
+    config = EvalConfig(
+        tracks=str(tracks),
+        laps=laps,
+        seed=seed,
+        randomization=RandomizationConfig.preset(randomize),
+        interventions=InterventionConfig() if interventions else InterventionConfig(enabled=False),
+        end_on_crash=not interventions,
+    )
+    if model == "expert":
+        driver, name = ExpertDriver(config.expert), "expert"
+    else:
+        from drivesim.drivers.policy import PolicyDriver
+
+        driver, name = PolicyDriver(model), model
+    progress = sys.stderr.isatty()
+    results = [evaluate(driver, config, record=record, name=name, progress=progress)]
+    if reference and model != "expert":
+        results.append(evaluate(ExpertDriver(config.expert), config, name="expert (reference)", progress=progress))
+    typer.echo(markdown_table([(r.driver, r.overall) for r in results]))
+    if report is not None:
+        typer.echo(f"wrote {write_report(results, report)}")
+
+
+@app.command("dagger")
+def dagger_command(
+    out: Path = typer.Option(..., "--out", help="Experiment folder: data/, models/, eval/, dagger.md, dagger.png."),
+    iterations: int = typer.Option(4, "--iterations", min=1, help="Iterations, counting iteration 0 (expert data only)."),
+    frames_per_iteration: int = typer.Option(4000, "--frames-per-iteration", min=100, help="Frames collected per iteration."),
+    tracks: str = typer.Option("tracks/train", "--tracks", help="Tracks driven for data."),
+    eval_tracks: str = typer.Option("tracks/holdout", "--eval-tracks", help="Held-out tracks every model is evaluated on."),
+    eval_laps: float = typer.Option(1.0, "--eval-laps", min=0.1, help="Laps per held-out track per evaluation."),
+    model: str = typer.Option("pilotnet", "--model", help="pilotnet or small."),
+    epochs: int = typer.Option(6, "--epochs", min=1, help="Epochs of each training run."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also train behavioural-cloning baselines on the same total frames."),
+    seed: int = typer.Option(0, "--seed", help="Seeds data, training and evaluation."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Data-generation processes [default: all cores]."),
+) -> None:
+    """DAgger with expert takeover: the network drives, its failures and the expert's recoveries become training data.
+
+    Re-running the same command resumes: finished data, models and evaluations are kept.
+    """
+    from drivesim.dagger import DaggerConfig, dagger_table, run_dagger
+
+    config = DaggerConfig(
+        out=str(out),
+        iterations=iterations,
+        frames_per_iteration=frames_per_iteration,
+        tracks=tracks,
+        eval_tracks=eval_tracks,
+        eval_laps=eval_laps,
+        model=model,
+        epochs=epochs,
+        baselines=baselines,
+        seed=seed,
+        workers=workers,
+    )
+    summary = run_dagger(config, log=typer.echo)
+    typer.echo(dagger_table(summary["rows"]))
+    typer.echo(f"wrote {out / 'dagger.md'} and {out / 'dagger.png'}")
+
+
+def _camera_list(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [n for n in names if n not in ("center", "left", "right")]
+    if not names or unknown:
+        raise DrivesimError(f"--cameras must list center, left, right (comma-separated), got {text!r}")
+    return names
+
+
 def main() -> None:
     """Console-script entry point: run the app, report user errors in one line."""
     try:

@@ -14,8 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from drivesim.config import EpisodeConfig
 from drivesim.drivers import ExpertDriver
-from drivesim.loop import EpisodeConfig, run_episode
+from drivesim.loop import run_episode
 from drivesim.sim import World
 from drivesim.track import load_tracks
 

@@ -13,3 +13,15 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_recording(tmp_path_factory) -> Path:
+    """A real 240-frame recording (2 shards) made by `generate` on bundled training tracks."""
+    from drivesim.config import GenerateConfig
+    from drivesim.generate import generate
+
+    folder = tmp_path_factory.mktemp("tiny") / "rec"
+    config = GenerateConfig(frames=240, shard_frames=120, episode_frames=60, seed=3, tracks=str(REPO / "tracks" / "train"))
+    generate(config, folder, workers=1, progress=False)
+    return folder

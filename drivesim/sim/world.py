@@ -77,6 +77,13 @@ class World:
         self.road = self._measure()
         return self.road
 
+    def respawn(self, speed: float = 0.0) -> RoadState:
+        """Put the car back on its lane centre at its current progress, facing along the road; time and progress go on."""
+        pose = self.track.pose_at(self.road.s, self.lane_offset)
+        self.car = CarState(float(pose.x), float(pose.y), float(pose.yaw), speed)
+        self.road = self._measure()
+        return self.road
+
     def step(self, controls: Controls) -> RoadState:
         """Advance one time step under `controls`; returns the new road state."""
         self.car = step_car(self.car, controls, self.car_config)

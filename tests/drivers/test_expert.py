@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from drivesim.config import ExpertConfig, NoiseConfig
+from drivesim.config import EpisodeConfig, ExpertConfig, NoiseConfig
 from drivesim.drivers import ExpertDriver, NoisyDriver, speed_profile
-from drivesim.loop import EpisodeConfig, run_episode
+from drivesim.loop import run_episode
 from drivesim.sim import World
 from drivesim.track import load_tracks
 

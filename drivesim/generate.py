@@ -1,0 +1,283 @@
+"""Headless mass generation: many expert episodes -> a recording folder of shards.
+
+A run is cut into shards of `shard_frames` frames. Shard i is a unit of work
+that depends only on (run seed, i): it picks its track, then drives episodes
+on it (each from a random start, with its own appearance and noise) until it
+holds its frames. So the recording is byte-identical whatever the number of
+workers, and an interrupted run resumes by redoing only the shards that are
+missing. The manifest is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import queue
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drivesim.config import EpisodeConfig, GenerateConfig, to_dict
+from drivesim.drivers import ExpertDriver, NoisyDriver
+from drivesim.errors import DrivesimError
+from drivesim.loop import run_episode
+from drivesim.record import (
+    RecordingError,
+    ShardInfo,
+    ShardWriter,
+    read_manifest,
+    shard_info_from_file,
+    shard_name,
+    write_manifest,
+)
+from drivesim.record.manifest import MANIFEST_NAME
+from drivesim.render.frame_source import RigView
+from drivesim.sim import World
+from drivesim.track import Track, generate_track, load_tracks, random_track_config
+
+RANDOM_TRACK_SEEDS = (1_000_000, 2**31 - 1)
+"""Fresh tracks draw seeds from this range, far from the bundled tracks' seeds (1000-3999)."""
+EPISODES_PER_SHARD_MAX = 1000
+"""Episode ids are shard * 1000 + k, unique in a recording."""
+
+
+class GenerateError(DrivesimError):
+    """The output folder or the request cannot be used as asked."""
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One unit of work: shard `index` with `frames` frames."""
+
+    index: int
+    frames: int
+
+
+def plan_shards(config: GenerateConfig) -> list[ShardJob]:
+    """The shards a run consists of; the last one holds the remainder."""
+    count = math.ceil(config.frames / config.shard_frames)
+    return [ShardJob(i, min(config.shard_frames, config.frames - i * config.shard_frames)) for i in range(count)]
+
+
+def config_fingerprint(config: GenerateConfig) -> dict[str, Any]:
+    """The config as stored in shards and manifest (JSON-normalized: tuples become lists); equal fingerprints make the same bytes."""
+    return json.loads(json.dumps(to_dict(config)))
+
+
+def choose_track(config: GenerateConfig, rng: np.random.Generator, pool: list[Track] | None) -> Track:
+    """The track of one shard: drawn from the pool, or generated fresh."""
+    if pool:
+        return pool[int(rng.integers(len(pool)))]
+    seed = int(rng.integers(*RANDOM_TRACK_SEEDS))
+    return generate_track(seed, random_track_config(rng))
+
+
+def write_shard(job: ShardJob, config: GenerateConfig, folder: Path, pool: list[Track] | None, on_frames: Callable[[int], None] | None = None) -> ShardInfo:
+    """Drive episodes until shard `job.index` holds `job.frames` frames; write it atomically."""
+    rng = np.random.default_rng([config.seed, job.index])
+    track = choose_track(config, rng, pool)
+    view = RigView(track, config.rig, config.randomization)
+    world = World(track, config.car, config.world)
+    expert = ExpertDriver(config.expert)
+    policy = load_policy(config.policy) if config.policy else None
+    attrs = {
+        "config": config_fingerprint(config),
+        "camera_intrinsics": view.intrinsics(),
+        "generator": {"shard": job.index, "track": track.name, "track_seed": track.seed},
+    }
+    with ShardWriter(folder / shard_name(job.index), view.camera_shapes(), attrs) as writer:
+        remaining, k = job.frames, 0
+        while remaining > 0:
+            if k >= EPISODES_PER_SHARD_MAX:
+                raise GenerateError("too many episodes in one shard; raise episode_frames or lower shard_frames")
+            episode_rng = np.random.default_rng([config.seed, job.index, k])
+            start = float(episode_rng.uniform(0.0, track.length))
+            offset = float(episode_rng.uniform(-0.5, 0.5))
+            world.reset(s=start, lateral_offset=offset)
+            expert.reset(world)
+            # Start at cruising speed: frames of a car pulling away from rest are not what a network meets.
+            world.reset(s=start, lateral_offset=offset, speed=expert.target_speed(world))
+            look = view.start_episode(episode_rng)
+            episode_id = job.index * EPISODES_PER_SHARD_MAX + k
+            steps = min(config.episode_frames, remaining)
+            if policy is not None:
+                # The network drives; the expert takes over when it must, and a crash resets the car.
+                episode = EpisodeConfig(max_steps=steps, end_on_crash=False)
+                result = run_episode(world, policy, expert, episode, view, writer, episode_id, config.interventions)
+            else:
+                driver = NoisyDriver(expert, config.noise, episode_rng) if config.noise.enabled else expert
+                result = run_episode(world, driver, expert, EpisodeConfig(max_steps=steps), view, writer, episode_id)
+            writer.end_episode(
+                {
+                    "episode": episode_id,
+                    "track": track.name,
+                    "track_seed": track.seed,
+                    "start_s": round(start, 3),
+                    "frames": result.steps,
+                    "crashed": result.crashed,
+                    **look,
+                }
+            )
+            remaining -= result.steps
+            k += 1
+            if on_frames is not None:
+                on_frames(result.steps)
+    assert writer.info is not None
+    return writer.info
+
+
+# ---------------------------------------------------------------- the run
+@dataclass
+class GenerateResult:
+    """What a `generate` call did."""
+
+    folder: Path
+    frames: int
+    """Frames in the finished recording."""
+    shards: int
+    reused_shards: int
+    """Shards kept from an earlier, interrupted run."""
+    made_frames: int
+    """Frames rendered and written by this call."""
+    seconds: float
+
+    @property
+    def frames_per_second(self) -> float:
+        """Rate of this call's own work [frames/s]."""
+        return self.made_frames / max(self.seconds, 1e-9)
+
+
+def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[int, ShardInfo]:
+    """Check `folder` against `config`; return the finished shards that can be kept.
+
+    A folder holding a recording of another config is only replaced with
+    `force`. Unfinished (temporary) shards are always removed.
+    """
+    fingerprint = config_fingerprint(config)
+    jobs = {job.index: job for job in plan_shards(config)}
+    if (folder / MANIFEST_NAME).exists():
+        try:
+            same = read_manifest(folder).config == fingerprint
+        except RecordingError:
+            same = False
+        if not same and not force:
+            raise GenerateError(f"{folder} holds a recording made with a different config; use --force to replace it, or choose another --out")
+        (folder / MANIFEST_NAME).unlink()
+    kept: dict[int, ShardInfo] = {}
+    for tmp in folder.glob("shard-*.h5.tmp"):
+        tmp.unlink()
+    for path in sorted(folder.glob("shard-*.h5")):
+        try:
+            info, shard_config = shard_info_from_file(path)
+        except RecordingError:
+            info, shard_config = None, None
+        index = int(path.stem.split("-")[1])
+        if shard_config is not None and shard_config != fingerprint and not force:
+            raise GenerateError(f"{path} was made with a different config; use --force to replace the recording, or choose another --out")
+        usable = info is not None and shard_config == fingerprint and index in jobs and info.frames == jobs[index].frames
+        if usable:
+            kept[index] = info
+        else:
+            path.unlink()
+    return kept
+
+
+def load_policy(checkpoint: str) -> Any:
+    """The network driver for `checkpoint`, imported lazily: expert-only runs never load torch."""
+    from drivesim.drivers.policy import PolicyDriver
+
+    return PolicyDriver(checkpoint)
+
+
+_progress_queue: Any = None
+
+
+def _init_worker(progress_queue: Any) -> None:
+    global _progress_queue
+    _progress_queue = progress_queue
+    import cv2
+
+    cv2.setNumThreads(1)  # one worker per core; OpenCV's and torch's own threads would fight them
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _worker_write_shard(job: ShardJob, config: GenerateConfig, folder: Path) -> ShardInfo:
+    pool = load_tracks(config.tracks) if config.tracks != "random" else None
+    return write_shard(job, config, folder, pool, on_frames=_progress_queue.put)
+
+
+def generate(config: GenerateConfig, folder: Path | str, workers: int | None = None, force: bool = False, progress: bool = True) -> GenerateResult:
+    """Make (or finish) the recording `folder` for `config` with `workers` processes."""
+    folder = Path(folder)
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        raise GenerateError("--workers must be at least 1")
+    pool = load_tracks(config.tracks) if config.tracks != "random" else None
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = prepare_folder(folder, config, force)
+    todo = [job for job in plan_shards(config) if job.index not in kept]
+    started = time.perf_counter()
+    done = dict(kept)
+    bar = _progress_bar(config.frames, sum(i.frames for i in kept.values()), progress)
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for job in todo:
+                done[job.index] = write_shard(job, config, folder, pool, on_frames=bar.update)
+        else:
+            done.update(_run_pool(todo, config, folder, workers, bar))
+    finally:
+        bar.close()
+    shards = [done[job.index] for job in plan_shards(config)]
+    write_manifest(folder, shards, config_fingerprint(config), {"run_seed": config.seed, "shard_seeds": "[run_seed, shard_index]"}, {"tracks": config.tracks})
+    made = config.frames - sum(info.frames for info in kept.values())
+    return GenerateResult(folder, config.frames, len(shards), len(kept), made, time.perf_counter() - started)
+
+
+def _run_pool(todo: list[ShardJob], config: GenerateConfig, folder: Path, workers: int, bar: Any) -> dict[int, ShardInfo]:
+    context = multiprocessing.get_context("spawn")
+    progress_queue = context.Queue()
+    results: dict[int, ShardInfo] = {}
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context, initializer=_init_worker, initargs=(progress_queue,)) as executor:
+        futures: dict[Future, ShardJob] = {executor.submit(_worker_write_shard, job, config, folder): job for job in todo}
+        pending = set(futures)
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(progress_queue, bar)
+                for future in finished:
+                    results[futures[future].index] = future.result()
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        _drain(progress_queue, bar)
+    return results
+
+
+def _drain(progress_queue: Any, bar: Any) -> None:
+    while True:
+        try:
+            bar.update(progress_queue.get_nowait())
+        except queue.Empty:
+            return
+
+
+def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="frame", unit_scale=True, desc="generate", disable=not enabled, smoothing=0.05, dynamic_ncols=True)
+
+
+def describe(config: GenerateConfig) -> str:
+    """One line for logs."""
+    return json.dumps({"frames": config.frames, "seed": config.seed, "tracks": config.tracks, "cameras": list(config.rig.cameras)})
+
+
+__all__ = ["GenerateError", "GenerateResult", "ShardJob", "generate", "plan_shards", "prepare_folder", "write_shard", "replace"]

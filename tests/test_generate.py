@@ -1,0 +1,143 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from drivesim.config import CarConfig, GenerateConfig
+from drivesim.generate import GenerateError, generate, plan_shards
+from drivesim.record import Event, RecordingDataset, RecordingError, open_recording, read_manifest
+
+
+def cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "drivesim.cli", *map(str, args)], capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def test_round_trip_plain_h5py_and_dataset(tiny_recording):
+    manifest = json.loads((tiny_recording / "manifest.json").read_text())
+    assert manifest["frames"] == 240 and len(manifest["shards"]) == 2
+    car = CarConfig()
+    total = 0
+    with h5py.File(tiny_recording / "shard-00000.h5", "r") as f:
+        images = f["images/center"]
+        assert images.dtype == np.uint8 and images.shape == (120, 120, 160, 3)
+        assert images.chunks == (1, 120, 160, 3) and images.compression == "gzip" and images.fletcher32
+        steering = f["labels/steering"][...]
+        np.testing.assert_allclose(f["labels/steering_rad"][...], steering * car.max_steer, rtol=1e-6)
+        assert np.all(np.abs(steering) <= 1)
+        episodes = f["meta/episode"][...]
+        steps = f["meta/step"][...]
+        events = f["meta/events"][...]
+        # Every episode starts with the reset flag at step 0 and counts its steps.
+        starts = np.flatnonzero(np.diff(episodes, prepend=-1) != 0)
+        assert np.all(events[starts] & Event.EPISODE_RESET) and np.all(steps[starts] == 0)
+        assert json.loads(f.attrs["config"])["frames"] == 240
+        assert set(json.loads(f.attrs["camera_intrinsics"])) == {"center"}
+        first_image = images[5]
+        first_label = steering[5]
+        total += len(steering)
+    # Frames are not blank: a road picture has sky above and ground below.
+    assert first_image[:20].mean(axis=(0, 1))[2] > first_image[-20:].mean(axis=(0, 1))[2]
+    dataset = RecordingDataset(tiny_recording, labels=("steering", "throttle"), extras=("state/speed",))
+    assert len(dataset) == 240
+    image, label, extras = dataset[5]
+    assert torch.equal(image, torch.from_numpy(first_image).permute(2, 0, 1))
+    assert label[0].item() == pytest.approx(float(first_label))
+    assert extras["state/speed"].item() > 5.0
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32, num_workers=2, shuffle=True)
+    assert sum(len(batch[0]) for batch in loader) == 240
+
+
+def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path, repo_root):
+    config = GenerateConfig(frames=150, shard_frames=50, episode_frames=40, seed=11, tracks=str(repo_root / "tracks" / "val"))
+    generate(config, tmp_path / "one", workers=1, progress=False)
+    generate(config, tmp_path / "two", workers=2, progress=False)
+    one, two = read_manifest(tmp_path / "one"), read_manifest(tmp_path / "two")
+    assert [s.sha256 for s in one.shards] == [s.sha256 for s in two.shards]
+    assert (tmp_path / "one" / "manifest.json").read_bytes() == (tmp_path / "two" / "manifest.json").read_bytes()
+    other = GenerateConfig(frames=150, shard_frames=50, episode_frames=40, seed=12, tracks=str(repo_root / "tracks" / "val"))
+    generate(other, tmp_path / "three", workers=1, progress=False)
+    assert read_manifest(tmp_path / "three").shards[0].sha256 != one.shards[0].sha256
+
+
+def test_shards_hold_whole_episodes_of_planned_size():
+    jobs = plan_shards(GenerateConfig(frames=2500, shard_frames=1000))
+    assert [(j.index, j.frames) for j in jobs] == [(0, 1000), (1, 1000), (2, 500)]
+
+
+def test_resume_after_a_killed_run_gives_the_same_recording(tmp_path, repo_root):
+    args = ["generate", "--frames", 400, "--shard-frames", 100, "--episode-frames", 50, "--seed", 5, "--tracks", repo_root / "tracks" / "val", "--workers", 1]
+    reference = cli(*args, "--out", tmp_path / "ref")
+    assert reference.returncode == 0, reference.stderr
+
+    target = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "drivesim.cli", *map(str, args), "--out", str(target)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(target.glob("shard-*.h5")):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = sorted(p.name for p in target.glob("shard-*.h5"))
+    assert finished and len(finished) < 4, "the run should have been killed part-way"
+    assert not (target / "manifest.json").exists()
+
+    resumed = cli(*args, "--out", target)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "kept from an earlier run" in resumed.stdout
+    assert (target / "manifest.json").read_bytes() == (tmp_path / "ref" / "manifest.json").read_bytes()
+    assert not list(target.glob("*.tmp"))
+
+
+def test_other_config_is_never_overwritten_without_force(tmp_path, repo_root):
+    config = GenerateConfig(frames=60, shard_frames=30, episode_frames=30, tracks=str(repo_root / "tracks" / "val"))
+    generate(config, tmp_path / "r", workers=1, progress=False)
+    changed = GenerateConfig(frames=60, shard_frames=30, episode_frames=30, seed=1, tracks=str(repo_root / "tracks" / "val"))
+    with pytest.raises(GenerateError, match="different config"):
+        generate(changed, tmp_path / "r", workers=1, progress=False)
+    assert read_manifest(tmp_path / "r").config["seed"] == 0
+    generate(changed, tmp_path / "r", workers=1, force=True, progress=False)
+    assert read_manifest(tmp_path / "r").config["seed"] == 1
+
+
+def test_corrupt_shard_is_reported_clearly(tmp_path, tiny_recording):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_recording, copy)
+    shard = copy / "shard-00001.h5"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4096] = bytes(4096)
+    shard.write_bytes(bytes(data))
+    result = cli("inspect", copy, "--verify")
+    assert result.returncode == 2 and "shard-00001.h5" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(RecordingError):
+        open_recording(copy).read("images/center", 1)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--frames", 0], "frames"),
+        (["--randomize", "heavy"], "--randomize"),
+        (["--cameras", "front"], "--cameras"),
+        (["--tracks", "no/such/folder"], "no such track file"),
+        (["--width", 4], "width"),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
+    result = cli("generate", "--out", tmp_path / "x", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_inspect_writes_pictures(tmp_path, tiny_recording):
+    result = cli("inspect", tiny_recording, "--out", tmp_path, "--samples", 6)
+    assert result.returncode == 0, result.stderr
+    assert "240 frames" in result.stdout
+    assert (tmp_path / "contact-sheet.png").stat().st_size > 5000 and (tmp_path / "histograms.png").stat().st_size > 5000
