@@ -1,4 +1,7 @@
-"""Drivers: interchangeable sources of controls (expert, noisy expert, network, human)."""
+"""Drivers: interchangeable sources of controls (expert, noisy expert, network, human).
+
+The network driver lives in `drivesim.drivers.policy` (it imports torch, so it is not imported here).
+"""
 
 from drivesim.drivers.base import Driver, DriverKind
 from drivesim.drivers.expert import ExpertDriver, speed_profile

@@ -1,0 +1,196 @@
+"""DAgger with expert takeover (Ross et al. 2011; Kelly et al. 2019, HG-DAgger).
+
+Iteration 0 trains on expert-driven frames. Each later iteration lets the
+current network drive the training tracks while the expert labels every
+frame and takes the wheel when the car leaves the safe envelope; those
+frames join all earlier data, a network is trained on the aggregate and
+evaluated on the held-out tracks. Behavioural-cloning baselines get the same
+total number of frames, all expert-driven (with and without DART noise), so
+the table answers: does closed-loop data beat more expert data?
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig, check, to_dict
+from drivesim.evaluate import EvalConfig, Evaluation, evaluate
+from drivesim.generate import generate
+from drivesim.learn import AugmentConfig, ModelConfig
+from drivesim.learn.train import TrainConfig, train
+
+TRACKED_METRICS = ("autonomy_pct", "interventions_per_km", "clean_lap_share", "crashes", "mean_abs_offset_m", "mean_abs_steering_rate")
+
+
+@dataclass(frozen=True)
+class DaggerConfig:
+    """A DAgger experiment and its behavioural-cloning baselines."""
+
+    out: str
+    """Folder for data/, models/, eval/, dagger.json, dagger.md and dagger.png."""
+    iterations: int = 4
+    """Iterations including iteration 0 (expert data only)."""
+    frames_per_iteration: int = 4000
+    """Frames collected per iteration."""
+    tracks: str = "tracks/train"
+    """Tracks driven for data."""
+    eval_tracks: str = "tracks/holdout"
+    """Tracks every model is evaluated on (never trained on)."""
+    eval_laps: float = 1.0
+    """Laps per held-out track in each evaluation."""
+    model: str = "pilotnet"
+    """Network architecture (pilotnet or small)."""
+    epochs: int = 6
+    """Epochs of each training run (from scratch, on all data so far)."""
+    batch: int = 64
+    """Training batch size."""
+    dart_noise: float = 0.1
+    """Steering noise of the noisy-expert cloning baseline."""
+    randomize: str = "full"
+    """Randomization of the collected frames (evaluation uses light)."""
+    baselines: bool = True
+    """Also train and evaluate the cloning baselines."""
+    seed: int = 0
+    """Seeds data, training and evaluation."""
+    workers: int | None = None
+    """Processes for data generation (default: all cores)."""
+
+    def __post_init__(self) -> None:
+        check(self.iterations >= 1, "dagger needs at least 1 iteration")
+        check(self.frames_per_iteration >= 100, "frames_per_iteration must be at least 100")
+        check(self.randomize in ("none", "light", "full"), "randomize must be none, light or full")
+
+
+def _data_config(config: DaggerConfig, frames: int, seed: int, noise: float = 0.0, policy: str | None = None) -> GenerateConfig:
+    return GenerateConfig(
+        frames=frames,
+        seed=seed,
+        tracks=config.tracks,
+        shard_frames=1000,
+        episode_frames=400,
+        randomization=RandomizationConfig.preset(config.randomize),
+        noise=NoiseConfig(steering_std=noise),
+        policy=policy,
+    )
+
+
+def _train(config: DaggerConfig, data: list[Path], out: Path, log: Callable[[str], None]) -> Path:
+    # train-log.json is written last: a run without it was interrupted and starts again.
+    if not (out / "train-log.json").exists():
+        run = TrainConfig(
+            data=tuple(str(d) for d in data),
+            out=str(out),
+            model=ModelConfig(config.model),
+            augment=AugmentConfig(),
+            epochs=config.epochs,
+            batch=config.batch,
+            seed=config.seed,
+        )
+        train(run, progress=False, log=lambda line: log(f"  {out.name}: {line}"))
+    return out
+
+
+def _evaluate(config: DaggerConfig, model: Path, folder: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """Evaluate a model on the held-out tracks once; the result is cached in `folder`/metrics.json."""
+    from drivesim.drivers.policy import PolicyDriver
+    from drivesim.report import write_report
+
+    cached = folder / "metrics.json"
+    if cached.exists():
+        return json.loads(cached.read_text())[str(model)]["overall"]
+    evaluation: Evaluation = evaluate(PolicyDriver(model), EvalConfig(tracks=config.eval_tracks, laps=config.eval_laps, seed=config.seed), name=str(model))
+    write_report([evaluation], folder)
+    overall = evaluation.overall
+    log(f"  eval {model.name}: autonomy {overall['autonomy_pct']:.2f}%  interventions/km {overall['interventions_per_km']:.2f}  crashes {overall['crashes']}")
+    return overall
+
+
+def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or resume) the experiment; every stage's output is kept and reused on a re-run."""
+    out = Path(config.out)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    (out / "dagger-config.json").write_text(json.dumps(to_dict(config), indent=1) + "\n")
+    n = config.frames_per_iteration
+    rows: list[dict[str, Any]] = []
+    data: list[Path] = []
+    model: Path | None = None
+    for i in range(config.iterations):
+        folder = out / "data" / f"iter-{i}"
+        if i == 0:
+            log(f"iteration 0: {n} expert frames")
+            spec = _data_config(config, n, seed=config.seed * 1000)
+        else:
+            log(f"iteration {i}: {n} frames with {model.name} driving, expert takeover")
+            spec = _data_config(config, n, seed=config.seed * 1000 + i, policy=str(model / "model.safetensors"))
+        generate(spec, folder, workers=config.workers, progress=False)
+        data.append(folder)
+        model = _train(config, data, out / "models" / f"dagger-{i}", log)
+        metrics = _evaluate(config, model, out / "eval" / f"dagger-{i}", log)
+        rows.append({"name": f"DAgger iteration {i}", "frames": n * (i + 1), **{k: metrics.get(k) for k in TRACKED_METRICS}})
+
+    if config.baselines:
+        total = n * config.iterations
+        for name, noise in (("BC expert", 0.0), (f"BC DART noise {config.dart_noise:g}", config.dart_noise)):
+            slug = "bc-noise" if noise else "bc"
+            log(f"{name}: {total} expert frames")
+            folder = out / "data" / slug
+            generate(_data_config(config, total, seed=config.seed * 1000 + 500 + (1 if noise else 0), noise=noise), folder, workers=config.workers, progress=False)
+            model = _train(config, [folder], out / "models" / slug, log)
+            metrics = _evaluate(config, model, out / "eval" / slug, log)
+            rows.append({"name": name, "frames": total, **{k: metrics.get(k) for k in TRACKED_METRICS}})
+
+    summary = {"config": to_dict(config), "rows": rows}
+    (out / "dagger.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "dagger.md").write_text(dagger_table(rows) + "\n")
+    plot_dagger(rows, out / "dagger.png")
+    return summary
+
+
+def dagger_table(rows: list[dict[str, Any]]) -> str:
+    def cell(value: Any, fmt: str) -> str:
+        return "–" if value is None else fmt.format(value)
+
+    lines = [
+        "| run | frames | autonomy % | interventions/km | clean laps | crashes | mean abs offset [m] | steering rate [1/s] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['frames']} | {cell(r['autonomy_pct'], '{:.2f}')} | {cell(r['interventions_per_km'], '{:.2f}')} | "
+            f"{cell(r['clean_lap_share'], '{:.0%}')} | {r['crashes']} | {cell(r['mean_abs_offset_m'], '{:.3f}')} | {cell(r['mean_abs_steering_rate'], '{:.3f}')} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_dagger(rows: list[dict[str, Any]], path: Path) -> None:
+    """Each metric against training frames: DAgger iterations as a line, baselines as markers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dagger = [r for r in rows if r["name"].startswith("DAgger")]
+    baselines = [r for r in rows if not r["name"].startswith("DAgger")]
+    titles = {"autonomy_pct": "autonomy [%]", "interventions_per_km": "interventions per km", "clean_lap_share": "laps without intervention", "crashes": "crashes", "mean_abs_offset_m": "mean |lateral offset| [m]", "mean_abs_steering_rate": "mean |steering rate| [1/s]"}
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), dpi=90)
+    for ax, key in zip(axes.flat, TRACKED_METRICS, strict=True):
+        xs = [r["frames"] for r in dagger if r[key] is not None]
+        ys = [r[key] for r in dagger if r[key] is not None]
+        ax.plot(xs, ys, "o-", label="DAgger (expert takeover)")
+        for marker, r in zip(("s", "^", "D"), baselines, strict=False):
+            if r[key] is not None:
+                ax.plot([r["frames"]], [r[key]], marker, markersize=9, label=r["name"])
+        ax.set_title(titles[key], fontsize=10)
+        ax.set_xlabel("training frames")
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+__all__ = ["DaggerConfig", "dagger_table", "run_dagger"]

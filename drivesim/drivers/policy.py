@@ -1,0 +1,65 @@
+"""A driving network as a driver.
+
+Frames are preprocessed by the checkpoint's own `Preprocessing`, exactly as
+in training. Steering comes from the network; throttle too when the network
+has a throttle head, otherwise from a speed controller that uses only what a
+real car knows (its speed and the steering it is applying): it slows down in
+proportion to how hard the network steers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from drivesim.drivers.base import DriverKind
+from drivesim.learn.checkpoint import Checkpoint, load_checkpoint
+from drivesim.sim.car import Controls
+from drivesim.sim.world import World
+
+
+class PolicyDriver:
+    """Drives with a trained network; `act_batch` runs one forward pass for many worlds."""
+
+    kind = DriverKind.POLICY
+
+    def __init__(self, checkpoint: Checkpoint | Path | str, camera: str = "center", cruise_speed: float = 14.0, slow_down: float = 2.0, speed_gain: float = 0.5) -> None:
+        self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+        self.model = self.checkpoint.model.eval()
+        self.preprocessing = self.checkpoint.preprocessing
+        self.camera = camera
+        """Which rig camera the network looks through."""
+        self.cruise_speed = cruise_speed
+        """Speed on straights when the network has no throttle head [m/s]."""
+        self.slow_down = slow_down
+        """Target speed is cruise_speed / (1 + slow_down * |steering|) [-]."""
+        self.speed_gain = speed_gain
+        """Throttle per m/s of speed error [1/(m/s)]."""
+
+    def reset(self, world: World) -> None:
+        pass
+
+    def act(self, world: World, frames: Mapping[str, np.ndarray]) -> Controls:
+        return self.act_batch([world], [frames])[0]
+
+    @torch.no_grad()
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Network outputs (B, 1 or 2), clipped to [-1, 1], for uint8 frames (B, H, W, 3)."""
+        batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+        return self.model(self.preprocessing.apply(batch)).clamp_(-1.0, 1.0).numpy()
+
+    def act_batch(self, worlds: Sequence[World], frames: Sequence[Mapping[str, np.ndarray]]) -> list[Controls]:
+        outputs = self.predict(np.stack([f[self.camera] for f in frames]))
+        controls = []
+        for world, out in zip(worlds, outputs, strict=True):
+            steering = float(out[0])
+            if len(out) > 1:
+                throttle = float(out[1])
+            else:
+                target = self.cruise_speed / (1.0 + self.slow_down * abs(steering))
+                throttle = self.speed_gain * (target - world.car.speed)
+            controls.append(Controls(steering, throttle).clipped())
+        return controls

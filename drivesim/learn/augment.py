@@ -1,0 +1,88 @@
+"""Training-time augmentation: only what the test roads will really show.
+
+- Horizontal flip with the steering label negated (a mirrored road is a
+  road; its bends go the other way).
+- Brightness and contrast, as the sun and the camera's exposure vary.
+- A soft-edged shadow band across the frame, as trees and bridges cast.
+- Left/right rig cameras (PilotNet's recovery trick): their frames look as if
+  the car had drifted sideways, so their label gets a correction that steers
+  back. Left camera: steer right (-correction); right camera: +correction.
+
+The default correction follows from pure pursuit: to remove a sideways error
+`e` over a look-ahead `d` the front wheels turn by about 2 L e / d^2. With the
+rig's 0.8 m offset, L = 2.6 m and d = 10 m that is 0.042 rad, 0.08 of full
+lock (0.5 rad).
+
+Randomness comes from torch's generator, which DataLoader seeds per worker
+from the run seed, so a training run is reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from drivesim.config import check
+
+CAMERA_SIGN = {"center": 0.0, "left": -1.0, "right": 1.0}
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Which augmentations a training run uses, and how strongly."""
+
+    flip: bool = True
+    """Mirror half the frames left-right and negate their steering."""
+    brightness: float = 0.3
+    """Largest relative brightness change [-]."""
+    contrast: float = 0.3
+    """Largest relative contrast change [-]."""
+    shadow: float = 0.3
+    """Probability of a shadow band across a frame [-]."""
+    side_camera_correction: float = 0.08
+    """Normalized steering added for the right camera, subtracted for the left [-]."""
+
+    def __post_init__(self) -> None:
+        check(0 <= self.brightness < 1 and 0 <= self.contrast < 1, "brightness and contrast must be in [0, 1)")
+        check(0 <= self.shadow <= 1, "shadow probability must be in [0, 1]")
+        check(0 <= self.side_camera_correction <= 0.5, "side_camera_correction must be in [0, 0.5]")
+
+
+def correct_for_camera(label: torch.Tensor, camera: str, config: AugmentConfig) -> torch.Tensor:
+    """The steering label (element 0) a side camera's frame should carry."""
+    if CAMERA_SIGN[camera] == 0.0:
+        return label
+    label = label.clone()
+    label[0] = torch.clamp(label[0] + CAMERA_SIGN[camera] * config.side_camera_correction, -1.0, 1.0)
+    return label
+
+
+def augment(image: torch.Tensor, label: torch.Tensor, config: AugmentConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment one uint8 frame (3, H, W) and its label (steering first)."""
+    if config.flip and torch.rand(()) < 0.5:
+        image = image.flip(-1)
+        label = label.clone()
+        label[0] = -label[0]
+    if config.brightness == 0 and config.contrast == 0 and config.shadow == 0:
+        return image, label
+    x = image.to(torch.float32)
+    if config.contrast > 0:
+        mean = x.mean()
+        x = (x - mean) * (1 + config.contrast * (2 * torch.rand(()) - 1)) + mean
+    if config.brightness > 0:
+        x = x * (1 + config.brightness * (2 * torch.rand(()) - 1))
+    if config.shadow > 0 and torch.rand(()) < config.shadow:
+        x = x * _shadow_mask(x.shape[1], x.shape[2])
+    return x.clamp_(0, 255).to(torch.uint8), label
+
+
+def _shadow_mask(height: int, width: int) -> torch.Tensor:
+    """A slanted dark band with soft edges, as a tree trunk's or a bridge's shadow."""
+    rows = torch.arange(height, dtype=torch.float32).view(-1, 1) / height
+    cols = torch.arange(width, dtype=torch.float32).view(1, -1) / width
+    centre, slope, half_width = torch.rand(3)
+    distance = (cols - (centre + (slope - 0.5) * 2 * rows)).abs()
+    band = torch.clamp((0.05 + 0.2 * half_width - distance) / 0.03, 0, 1)
+    darkness = 0.35 + 0.3 * torch.rand(())
+    return 1 - darkness * band

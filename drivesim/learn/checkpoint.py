@@ -1,0 +1,96 @@
+"""Checkpoints: safetensors weights plus JSON metadata in the same file.
+
+Loading never executes anything from the file (no pickle). The header holds
+the model config, the preprocessing and the training metadata, so a loaded
+checkpoint rebuilds its network and feeds it frames as in training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from drivesim import __version__
+from drivesim.config import ConfigError, from_dict, to_dict
+from drivesim.errors import DrivesimError
+from drivesim.learn.models import DrivingNet, ModelConfig, build_model
+from drivesim.learn.preprocess import Preprocessing
+
+CHECKPOINT_FORMAT = "drivesim-checkpoint-1"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class CheckpointError(DrivesimError):
+    """A checkpoint file is missing, corrupt, or not a drivesim checkpoint."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded network with everything needed to use it."""
+
+    model: DrivingNet
+    """The network, in eval mode."""
+    model_config: ModelConfig
+    preprocessing: Preprocessing
+    training: dict[str, Any]
+    """What the training run recorded: data, frames seen, losses, versions."""
+    path: Path
+
+
+def resolve(path: Path | str) -> Path:
+    """A checkpoint folder (models/NAME) or file -> the weights file."""
+    path = Path(path)
+    return path / WEIGHTS_FILE if path.is_dir() else path
+
+
+def save_checkpoint(path: Path | str, model: DrivingNet, preprocessing: Preprocessing, training: dict[str, Any]) -> Path:
+    """Write weights and metadata to `path` (a .safetensors file) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "format": CHECKPOINT_FORMAT,
+        "drivesim_version": __version__,
+        "model": json.dumps(to_dict(model.config), sort_keys=True),
+        "preprocessing": json.dumps(to_dict(preprocessing), sort_keys=True),
+        "training": json.dumps(training, sort_keys=True),
+    }
+    tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Path | str) -> Checkpoint:
+    """Load a checkpoint; CheckpointError says what is wrong with a bad one."""
+    file = resolve(path)
+    if not file.is_file():
+        raise CheckpointError(f"{file}: no such checkpoint")
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except Exception as error:  # safetensors raises its own error types for a bad header or data
+        raise CheckpointError(f"{file}: not a readable safetensors checkpoint, truncated or corrupt ({type(error).__name__}: {error})") from None
+    if metadata.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{file}: not a drivesim checkpoint (format {metadata.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+    try:
+        model_config = from_dict(ModelConfig, json.loads(metadata["model"]))
+        preprocessing = from_dict(Preprocessing, json.loads(metadata["preprocessing"]))
+        training = json.loads(metadata.get("training", "{}"))
+    except (KeyError, json.JSONDecodeError, ConfigError) as error:
+        raise CheckpointError(f"{file}: checkpoint metadata is damaged ({error})") from None
+    model = build_model(model_config, (preprocessing.height, preprocessing.width))
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"{file}: weights do not fit a {model_config.architecture} network ({first})") from None
+    model.eval()
+    return Checkpoint(model, model_config, preprocessing, training, file)

@@ -1,0 +1,253 @@
+"""Behavioural cloning: train a driving network on recordings.
+
+Reads top to bottom: arguments, data, model, loop, checkpoint. Each epoch
+trains on the training frames, measures the validation loss, and keeps the
+best checkpoint; a JSON log and a loss-curve PNG are written beside it.
+Deterministic given the seed on CPU (same data, same arguments, same bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from drivesim import __version__
+from drivesim.config import check, to_dict
+from drivesim.learn.augment import AugmentConfig, augment, correct_for_camera
+from drivesim.learn.checkpoint import WEIGHTS_FILE, save_checkpoint
+from drivesim.learn.models import ModelConfig, build_model, parameter_count
+from drivesim.learn.preprocess import Preprocessing
+from drivesim.record import RecordingDataset, open_recording
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on."""
+
+    data: tuple[str, ...]
+    """Recording folders to train on."""
+    out: str
+    """Output folder: model.safetensors, train-log.json, loss.png."""
+    val: tuple[str, ...] = ()
+    """Validation recordings; without them the last `val_fraction` of the training frames is held out."""
+    val_fraction: float = 0.1
+    """Share of the training frames held out when no --val is given [-]."""
+    model: ModelConfig = ModelConfig()
+    """Network architecture and heads."""
+    preprocessing: Preprocessing = Preprocessing()
+    """Crop, resize, colour space: stored in the checkpoint."""
+    augment: AugmentConfig = AugmentConfig()
+    """Augmentations of the training frames (never of validation frames)."""
+    cameras: tuple[str, ...] = ("center",)
+    """Rig cameras to train on; left/right frames get the steering correction."""
+    epochs: int = 10
+    """Passes over the training frames."""
+    batch: int = 64
+    """Frames per optimisation step."""
+    lr: float = 1e-3
+    """Peak learning rate of Adam, annealed to 5% of it by a cosine schedule."""
+    weight_decay: float = 1e-5
+    """L2 penalty of AdamW."""
+    workers: int = 2
+    """DataLoader worker processes."""
+    seed: int = 0
+    """Seeds weights, shuffling and augmentation."""
+    max_steps: int | None = None
+    """Stop after this many optimisation steps (quick tests); None = all epochs."""
+
+    def __post_init__(self) -> None:
+        check(len(self.data) > 0, "train needs at least one --data recording")
+        check(self.epochs >= 1 and self.batch >= 1, "epochs and batch must be at least 1")
+        check(0 < self.val_fraction < 0.9, "val_fraction must be in (0, 0.9)")
+        check(self.lr > 0 and self.workers >= 0, "lr must be > 0 and workers >= 0")
+
+
+class TrainingFrames(Dataset):
+    """Recording frames as (network input, label): side-camera correction, augmentation, preprocessing."""
+
+    def __init__(self, base: RecordingDataset, preprocessing: Preprocessing, augmentation: AugmentConfig | None, cameras: tuple[str, ...]) -> None:
+        self.base, self.preprocessing, self.augmentation, self.cameras = base, preprocessing, augmentation, cameras
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        item = self.base[index]
+        image, label = item[0], item[1]
+        if len(self.cameras) > 1:
+            label = correct_for_camera(label, self.cameras[int(item[2]["camera"])], self.augmentation or AugmentConfig())
+        if self.augmentation is not None:
+            image, label = augment(image, label, self.augmentation)
+        return self.preprocessing.apply(image), label
+
+
+def recording_fingerprints(folders: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Which data a model saw: each recording's frames and a hash of its manifest."""
+    prints = []
+    for folder in folders:
+        manifest = Path(folder) / "manifest.json"
+        prints.append(
+            {"recording": str(folder), "frames": open_recording(folder).frames, "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest()}
+        )
+    return prints
+
+
+def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the training; returns the log that is also written to train-log.json."""
+    from tqdm import tqdm
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    torch.use_deterministic_algorithms(True)
+
+    # ---- data
+    labels = ("steering", "throttle") if config.model.throttle_head else ("steering",)
+    extras = ("camera",) if len(config.cameras) > 1 else ()
+    train_base = RecordingDataset(list(config.data), cameras=config.cameras, labels=labels, extras=extras)
+    train_set: Dataset = TrainingFrames(train_base, config.preprocessing, config.augment, config.cameras)
+    if config.val:
+        val_base = RecordingDataset(list(config.val), cameras=("center",), labels=labels)
+        val_set: Dataset = TrainingFrames(val_base, config.preprocessing, None, ("center",))
+    else:
+        # Hold out a contiguous tail: neighbouring frames are near-duplicates,
+        # so a random split would leak them into validation.
+        held = max(1, int(len(train_set) * config.val_fraction))
+        plain = TrainingFrames(train_base, config.preprocessing, None, config.cameras)
+        val_set = Subset(plain, range(len(train_set) - held, len(train_set)))
+        train_set = Subset(train_set, range(len(train_set) - held))
+    generator = torch.Generator().manual_seed(config.seed)
+    loader_args = {"num_workers": config.workers, "persistent_workers": config.workers > 0, "pin_memory": False}
+    train_loader = DataLoader(train_set, batch_size=config.batch, shuffle=True, drop_last=len(train_set) > config.batch, generator=generator, **loader_args)
+    val_loader = DataLoader(val_set, batch_size=256, shuffle=False, **loader_args)
+    loader_rate = measure_loader(train_loader, batches=20)
+
+    # ---- model
+    model = build_model(config.model, (config.preprocessing.height, config.preprocessing.width))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total_steps = config.epochs * len(train_loader)
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1))))
+    log(f"model {config.model.architecture}: {parameter_count(model):,} parameters; {len(train_set):,} training / {len(val_set):,} validation frames")
+
+    # ---- loop
+    history: list[dict[str, float]] = []
+    best = math.inf
+    step, frames_seen, started = 0, 0, time.perf_counter()
+    for epoch in range(config.epochs):
+        model.train()
+        running, batches, epoch_started = 0.0, 0, time.perf_counter()
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress, leave=False)
+        for inputs, targets in bar:
+            loss = torch.nn.functional.mse_loss(model(inputs), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            running += loss.item()
+            batches += 1
+            step += 1
+            frames_seen += len(inputs)
+            bar.set_postfix(loss=f"{running / batches:.4f}", fps=f"{frames_seen / (time.perf_counter() - started):.0f}")
+            if config.max_steps is not None and step >= config.max_steps:
+                break
+        train_rate = batches * config.batch / (time.perf_counter() - epoch_started)
+        val_loss = evaluate_loss(model, val_loader)
+        record = {"epoch": epoch + 1, "train_loss": running / max(batches, 1), "val_loss": val_loss, "train_frames_per_s": train_rate, "lr": schedule.get_last_lr()[0]}
+        history.append(record)
+        improved = val_loss < best
+        if improved:
+            best = val_loss
+            save_checkpoint(out / WEIGHTS_FILE, model, config.preprocessing, _training_meta(config, history, frames_seen, best))
+        log(f"epoch {epoch + 1}: train loss {record['train_loss']:.5f}  val loss {val_loss:.5f}  {train_rate:.0f} frames/s" + ("  (best, saved)" if improved else ""))
+        if config.max_steps is not None and step >= config.max_steps:
+            break
+
+    # ---- report
+    summary = {
+        "config": to_dict(config),
+        "history": history,
+        "best_val_loss": best,
+        "frames_seen": frames_seen,
+        "seconds": time.perf_counter() - started,
+        "dataloader_frames_per_s": loader_rate,
+        "train_frames_per_s": frames_seen / (time.perf_counter() - started),
+        "checkpoint": str(out / WEIGHTS_FILE),
+    }
+    (out / "train-log.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    plot_losses(history, out / "loss.png")
+    log(f"data loader {loader_rate:.0f} frames/s vs training {summary['train_frames_per_s']:.0f} frames/s; best val loss {best:.5f}; wrote {out}")
+    return summary
+
+
+def _training_meta(config: TrainConfig, history: list[dict[str, float]], frames_seen: int, best: float) -> dict[str, Any]:
+    return {
+        "data": recording_fingerprints(config.data),
+        "val": recording_fingerprints(config.val) if config.val else "tail of data",
+        "epochs": len(history),
+        "frames_seen": frames_seen,
+        "best_val_loss": best,
+        "history": history,
+        "seed": config.seed,
+        "augment": to_dict(config.augment),
+        "cameras": list(config.cameras),
+        "drivesim_version": __version__,
+        "torch_version": torch.__version__,
+    }
+
+
+@torch.no_grad()
+def evaluate_loss(model: torch.nn.Module, loader: DataLoader) -> float:
+    """Mean squared error over a loader, in eval mode."""
+    model.eval()
+    total, count = 0.0, 0
+    for inputs, targets in loader:
+        total += torch.nn.functional.mse_loss(model(inputs), targets, reduction="sum").item() / targets.shape[1]
+        count += len(inputs)
+    return total / max(count, 1)
+
+
+def measure_loader(loader: DataLoader, batches: int) -> float:
+    """Frames/s the loader delivers alone (no training), over its first `batches` batches."""
+    started, frames = time.perf_counter(), 0
+    for i, (inputs, _) in enumerate(loader):
+        frames += len(inputs)
+        if i + 1 >= batches:
+            break
+    return frames / (time.perf_counter() - started)
+
+
+def plot_losses(history: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train (augmented)")
+    ax.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE of normalized steering")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+__all__ = ["TrainConfig", "TrainingFrames", "train"]

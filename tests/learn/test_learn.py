@@ -1,0 +1,152 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from drivesim.learn import (
+    AugmentConfig,
+    CheckpointError,
+    ModelConfig,
+    Preprocessing,
+    augment,
+    build_model,
+    correct_for_camera,
+    load_checkpoint,
+    parameter_count,
+    save_checkpoint,
+)
+from drivesim.learn.train import TrainConfig, train
+from drivesim.record import RecordingDataset
+
+
+def test_pilotnet_has_about_250k_parameters():
+    model = build_model(ModelConfig("pilotnet"), (66, 200))
+    assert 200_000 < parameter_count(model) < 300_000
+    assert model(torch.zeros(2, 3, 66, 200)).shape == (2, 1)
+    small = build_model(ModelConfig("small", throttle_head=True), (66, 200))
+    assert parameter_count(small) < parameter_count(model) / 2
+    assert small(torch.zeros(2, 3, 66, 200)).shape == (2, 2)
+
+
+def test_flip_negates_steering_and_mirrors_the_image():
+    image = torch.arange(3 * 4 * 6, dtype=torch.uint8).view(3, 4, 6)
+    label = torch.tensor([0.3, 0.5])
+    config = AugmentConfig(flip=True, brightness=0, contrast=0, shadow=0)
+    flipped = []
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out_image, out_label = augment(image, label, config)
+        if out_label[0] < 0:
+            flipped.append(seed)
+            assert torch.equal(out_image, image.flip(-1))
+            assert out_label.tolist() == pytest.approx([-0.3, 0.5])  # throttle is not mirrored
+        else:
+            assert torch.equal(out_image, image) and out_label[0] == pytest.approx(0.3)
+    assert 3 < len(flipped) < 17
+
+
+def test_side_cameras_steer_back_to_the_centre():
+    config = AugmentConfig(side_camera_correction=0.1)
+    label = torch.tensor([0.2])
+    assert correct_for_camera(label, "left", config).item() == pytest.approx(0.1)
+    assert correct_for_camera(label, "right", config).item() == pytest.approx(0.3)
+    assert correct_for_camera(label, "center", config).item() == pytest.approx(0.2)
+
+
+def test_overfit_tiny_recording_and_checkpoint_round_trip(tiny_recording, tmp_path):
+    config = TrainConfig(
+        data=(str(tiny_recording),),
+        out=str(tmp_path / "model"),
+        model=ModelConfig("small", dropout=0.0),
+        augment=AugmentConfig(flip=False, brightness=0, contrast=0, shadow=0),
+        epochs=12,
+        batch=32,
+        lr=2e-3,
+        workers=0,
+        val_fraction=0.1,
+    )
+    summary = train(config, progress=False, log=lambda _: None)
+    losses = [h["train_loss"] for h in summary["history"]]
+    assert losses[-1] < 0.3 * losses[0]
+    assert (tmp_path / "model" / "loss.png").stat().st_size > 1000
+    log = json.loads((tmp_path / "model" / "train-log.json").read_text())
+    assert log["dataloader_frames_per_s"] > 0 and log["train_frames_per_s"] > 0
+
+    checkpoint = load_checkpoint(tmp_path / "model")
+    assert checkpoint.training["data"][0]["frames"] == 240
+    assert len(checkpoint.training["data"][0]["manifest_sha256"]) == 64
+    frames = RecordingDataset(tiny_recording)
+    batch = torch.stack([frames[i][0] for i in range(8)])
+    # The loaded preprocessing is the one trained with, so the same frames give the same outputs.
+    assert checkpoint.preprocessing == config.preprocessing
+    again = load_checkpoint(tmp_path / "model" / "model.safetensors")
+    with torch.no_grad():
+        out_a = checkpoint.model(checkpoint.preprocessing.apply(batch))
+        out_b = again.model(again.preprocessing.apply(batch))
+    assert torch.equal(out_a, out_b)
+
+
+def test_training_is_deterministic(tiny_recording, tmp_path):
+    def run(name):
+        config = TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / name), model=ModelConfig("small"), epochs=1, batch=16, workers=0, max_steps=4)
+        train(config, progress=False, log=lambda _: None)
+        return load_checkpoint(tmp_path / name).model.state_dict()
+
+    a, b = run("a"), run("b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_preprocessing_shapes_and_range():
+    pre = Preprocessing()
+    frames = torch.randint(0, 256, (4, 3, 120, 160), dtype=torch.uint8)
+    x = pre.apply(frames)
+    assert x.shape == (4, 3, 66, 200) and x.dtype == torch.float32
+    assert x.abs().max() <= 1.5
+    assert torch.equal(pre.apply(frames[0]), x[0])
+
+
+def test_bad_checkpoints_are_rejected(tmp_path):
+    model = build_model(ModelConfig("small"), (66, 200))
+    good = save_checkpoint(tmp_path / "good.safetensors", model, Preprocessing(), {"note": "test"})
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(truncated)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_text("this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing")
+    # Weights of a small network under a header that claims pilotnet.
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(good), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    metadata["model"] = json.dumps({"architecture": "pilotnet", "throttle_head": False, "dropout": 0.1})
+    wrong = tmp_path / "wrong.safetensors"
+    save_file(tensors, str(wrong), metadata=metadata)
+    with pytest.raises(CheckpointError, match="do not fit a pilotnet"):
+        load_checkpoint(wrong)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file(tensors, str(foreign))
+    with pytest.raises(CheckpointError, match="not a drivesim checkpoint"):
+        load_checkpoint(foreign)
+
+
+def test_cli_trains_a_few_steps(tiny_recording, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "drivesim.cli", "train", "--data", str(tiny_recording), "--out", str(tmp_path / "m"), "--model", "small", "--epochs", "1", "--max-steps", "3", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "val loss" in result.stdout
+    assert load_checkpoint(tmp_path / "m").model_config.architecture == "small"
+    bad = subprocess.run([sys.executable, "-m", "drivesim.cli", "train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("drivesim: error:")

@@ -1,0 +1,125 @@
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from drivesim.config import InterventionConfig, RandomizationConfig
+from drivesim.drivers import ExpertDriver
+from drivesim.drivers.base import DriverKind
+from drivesim.evaluate import EvalConfig, evaluate
+from drivesim.metrics import Trace, closed_loop_metrics, lap_flags
+from drivesim.record import Event, open_recording
+from drivesim.sim import Controls
+
+
+class AlwaysLeft:
+    """A deliberately bad policy: full left lock, gentle throttle."""
+
+    kind = DriverKind.POLICY
+
+    def reset(self, world):
+        pass
+
+    def act(self, world, frames):
+        return Controls(1.0, 0.4)
+
+
+@pytest.fixture(scope="module")
+def short_track(repo_root):
+    return str(repo_root / "tracks" / "val" / "val-000.json")
+
+
+def config_for(track, **kwargs):
+    return EvalConfig(tracks=track, randomization=RandomizationConfig.preset("none"), **kwargs)
+
+
+def test_expert_as_driver_needs_no_intervention(short_track):
+    result = evaluate(ExpertDriver(), config_for(short_track, laps=1.0), name="expert")
+    overall = result.overall
+    assert overall["interventions"] == 0 and overall["crashes"] == 0
+    assert overall["autonomy_pct"] == 100.0 and overall["laps"] == 1 and overall["clean_lap_share"] == 1.0
+    assert overall["mean_abs_offset_m"] < 0.3
+
+
+def test_bad_policy_is_taken_over_and_recovered(short_track, tmp_path):
+    result = evaluate(AlwaysLeft(), config_for(short_track, laps=0.5), record=tmp_path / "rec", name="always-left")
+    metrics = result.overall
+    assert metrics["interventions"] >= 2 and metrics["autonomy_pct"] < 90
+    recording = open_recording(tmp_path / "rec")
+    with h5py.File(recording.shard_path(0), "r") as f:
+        events, driver = f["meta/events"][...], f["meta/driver"][...]
+        offset, label = f["state/lateral_offset"][...], f["labels/steering"][...]
+        heading = f["state/heading_error"][...]
+    starts = np.flatnonzero(events & Event.INTERVENTION_START)
+    recovering = (events & Event.RECOVERING) != 0
+    assert len(starts) == metrics["interventions"]
+    # The policy's frames are flagged as policy, the recovery frames as expert.
+    assert np.all(driver[recovering] == DriverKind.EXPERT) and np.any(driver == DriverKind.POLICY)
+    # Each intervention starts out of the envelope; the expert brings the car back before handing over.
+    first = starts[0]
+    envelope = InterventionConfig()
+    assert abs(offset[first]) > envelope.max_lateral_offset or abs(heading[first]) > envelope.max_heading_error or bool(events[first] & Event.OFF_ROAD)
+    assert abs(offset[first - 1]) <= envelope.max_lateral_offset and abs(heading[first - 1]) <= envelope.max_heading_error
+    handback = first + np.argmax(~recovering[first + 1 :]) + 1
+    assert abs(offset[handback]) < envelope.settle_offset and abs(heading[handback]) < envelope.settle_heading
+    # While the policy steers left, the expert's label steers right.
+    assert label[first] < 0
+
+
+def test_without_interventions_the_bad_policy_crashes_and_the_episode_ends(short_track, tmp_path):
+    config = config_for(short_track, laps=1.0, interventions=InterventionConfig(enabled=False), end_on_crash=True)
+    result = evaluate(AlwaysLeft(), config, record=tmp_path / "rec", name="always-left")
+    assert result.overall["crashes"] == 1 and result.overall["interventions"] == 0
+    with h5py.File(open_recording(tmp_path / "rec").shard_path(0), "r") as f:
+        events = f["meta/events"][...]
+    assert events[-1] & Event.CRASH and not np.any(events[:-1] & Event.CRASH)
+    assert result.overall["distance_km"] < 0.2
+
+
+def test_metrics_on_a_hand_made_trajectory():
+    # 200 frames at 0.1 s (20 s), 10 m/s along the road: 2 km? No: 200 * 1 m = 199 m between first and last frame.
+    n, dt = 200, 0.1
+    progress = np.arange(n, dtype=float) * 1.0
+    driver = np.full(n, int(DriverKind.POLICY))
+    driver[50:60] = int(DriverKind.EXPERT)
+    events = np.zeros(n, dtype=np.int64)
+    events[0] = Event.EPISODE_RESET
+    events[50] = Event.INTERVENTION_START
+    events[51:60] = Event.RECOVERING
+    events[120] = Event.INTERVENTION_START | Event.CRASH
+    events[121] = Event.CRASH
+    offset = np.where(np.arange(n) % 2 == 0, 0.2, -0.4)
+    steering = np.where(np.arange(n) % 2 == 0, 0.1, -0.1)
+    trace = Trace(driver, events, np.arange(n) * dt, progress, offset, steering, np.full(n, 10.0), progress, np.zeros(n))
+    metrics = closed_loop_metrics(trace, dt, DriverKind.POLICY, laps=lap_flags(trace, track_length=100.0))
+    assert metrics["interventions"] == 2
+    assert metrics["autonomy_pct"] == pytest.approx((1 - 2 * 6.0 / 20.0) * 100)  # 40 %
+    assert metrics["distance_km"] == pytest.approx(0.199)
+    assert metrics["interventions_per_km"] == pytest.approx(2 / 0.199)
+    assert metrics["km_per_intervention"] == pytest.approx(0.199 / 2)
+    assert metrics["crashes"] == 1
+    # Lap 0 (0-99 m) holds the intervention at 50 m; lap 1 is incomplete (199 m < 200 m).
+    assert (metrics["laps"], metrics["clean_laps"], metrics["clean_lap_share"]) == (1, 0, 0.0)
+    # Policy frames: 190, offsets alternate 0.2 / 0.4 in equal numbers.
+    assert metrics["mean_abs_offset_m"] == pytest.approx(0.3)
+    assert metrics["rms_offset_m"] == pytest.approx(np.sqrt((0.04 + 0.16) / 2))
+    # Steering alternates by 0.2 each frame: 2 per second, over consecutive policy frames.
+    assert metrics["mean_abs_steering_rate"] == pytest.approx(2.0)
+    assert metrics["mean_speed_mps"] == 10.0
+    assert metrics["own_control_share"] == pytest.approx(0.95)
+
+
+def test_eval_cli_writes_report(short_track, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "drivesim.cli", "eval", "--model", "expert", "--tracks", short_track, "--laps", "0.3", "--report", str(tmp_path / "r"), "--randomize", "none"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| expert | 100.00 | 0 |" in result.stdout
+    assert (tmp_path / "r" / "metrics.json").exists() and (tmp_path / "r" / "expert.png").stat().st_size > 10_000
+    bad = subprocess.run([sys.executable, "-m", "drivesim.cli", "eval", "--model", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no such checkpoint" in bad.stderr
