@@ -149,6 +149,7 @@ def train_command(
     cameras: str = typer.Option("center", "--cameras", help="Cameras to train on: center, or center,left,right (side frames get a steering correction)."),
     correction: float = typer.Option(0.08, "--side-correction", help="Steering correction for left/right camera frames (normalized)."),
     throttle: bool = typer.Option(False, "--throttle/--no-throttle", help="Also learn the expert's throttle."),
+    flip: bool = typer.Option(False, "--flip/--no-flip", help="Mirror half the frames (negating steering); off by default: on two-lane roads it teaches driving on the centre line."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the frames as recorded."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimisation steps (smoke tests)."),
 ) -> None:
@@ -156,7 +157,7 @@ def train_command(
     from drivesim.learn import AugmentConfig, ModelConfig
     from drivesim.learn.train import TrainConfig, train
 
-    augment = AugmentConfig(flip=False, brightness=0, contrast=0, shadow=0, side_camera_correction=correction) if no_augment else AugmentConfig(side_camera_correction=correction)
+    augment = AugmentConfig(flip=False, brightness=0, contrast=0, shadow=0, side_camera_correction=correction) if no_augment else AugmentConfig(flip=flip, side_camera_correction=correction)
     config = TrainConfig(
         data=tuple(str(d) for d in data),
         out=str(out),
@@ -253,6 +254,66 @@ def dagger_command(
     summary = run_dagger(config, log=typer.echo)
     typer.echo(dagger_table(summary["rows"]))
     typer.echo(f"wrote {out / 'dagger.md'} and {out / 'dagger.png'}")
+
+
+@app.command("play")
+def play_command(
+    track: Path | None = typer.Option(None, "--track", help="Track file to drive (default: a random track from --seed)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the random track, the looks and the new tracks drawn with T [default 0]."),
+    model: Path | None = typer.Option(None, "--model", help="Network checkpoint that drives (N toggles it; steering takes the wheel: an intervention)."),
+    record: Path | None = typer.Option(None, "--record", help="Record into this new folder from the start (R pauses); without it R records into recordings/play-<time>."),
+    randomize: str = typer.Option("light", "--randomize", help="Starting look: none, light or full (L cycles)."),
+    size: str = typer.Option("800x600", "--size", help="Window size WxH; the camera is rendered at this size."),
+    driver: str | None = typer.Option(None, "--driver", help="Who drives first: human, autopilot or network [default: network with --model, else human]."),
+    max_fps: int = typer.Option(60, "--max-fps", min=0, help="Frame-rate cap; 0 = as fast as possible."),
+    frames: int | None = typer.Option(None, "--frames", min=1, help="Quit after this many window frames (demos, benchmarks)."),
+    screenshot: Path | None = typer.Option(None, "--screenshot", help="Save the window as this PNG when it closes."),
+) -> None:
+    """Interactive window: drive with keys or a gamepad, watch the autopilot or a network, take the wheel, record.
+
+    Keys: arrows/WASD drive, P autopilot, N network, R record, Backspace reset,
+    T new track, L randomization, C camera, Space pause, H help, Esc quit.
+    """
+    from drivesim.app import App, Mode, PlayConfig
+
+    if track is not None and seed is not None:
+        raise DrivesimError("give --track or --seed, not both")
+    if randomize not in ("none", "light", "full"):
+        raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
+    modes = {"human": Mode.HUMAN, "autopilot": Mode.AUTOPILOT, "network": Mode.NETWORK}
+    if driver is not None and driver not in modes:
+        raise DrivesimError(f"--driver must be human, autopilot or network, got {driver!r}")
+    if driver == "network" and model is None:
+        raise DrivesimError("--driver network needs --model")
+    config = PlayConfig(
+        size=_window_size(size),
+        track=str(track) if track is not None else None,
+        seed=seed if seed is not None else 0,
+        model=str(model) if model is not None else None,
+        record=str(record) if record is not None else None,
+        randomization=randomize,
+        driver=modes[driver] if driver is not None else None,
+        max_fps=max_fps,
+    )
+    window = App(config, log=typer.echo)
+    stats = window.run(max_frames=frames, screenshot=screenshot)
+    session = window.session
+    summary = f"{stats.frames} frames, {stats.fps:.1f} frames/s (uncapped {stats.uncapped_fps:.0f}), {stats.steps} simulation steps"
+    if session.recorder is not None and session.recorder.shards:
+        summary += f"; recorded {session.recorder.frames} frames in {len(session.recorder.shards)} shard(s) to {session.recorder.folder}"
+    if screenshot is not None:
+        summary += f"; saved {screenshot}"
+    typer.echo(summary)
+
+
+def _window_size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise DrivesimError(f"--size must look like 800x600, got {text!r}")
+    width, height = int(parts[0]), int(parts[1])
+    if not (320 <= width <= 3840 and 240 <= height <= 2160):
+        raise DrivesimError(f"--size must be between 320x240 and 3840x2160, got {text!r}")
+    return width, height
 
 
 def _camera_list(text: str) -> tuple[str, ...]:

@@ -1,0 +1,77 @@
+"""`drivesim play` as a user runs it: a real process, real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from window_helpers import leftovers, read_all
+
+ENV = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+
+
+def play(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "drivesim.cli", "play", *map(str, args)], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_ctrl_c_or_kill_mid_recording_leaves_a_complete_recording(tmp_path, track_file, signum, status):
+    folder = tmp_path / "rec"
+    process = play("--track", track_file, "--record", folder, "--driver", "autopilot", "--size", "320x240", "--randomize", "none")
+    try:
+        deadline = time.monotonic() + 60
+        while not (folder / "shard-00000.h5.tmp").exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.8)  # real time: about 16 frames at 20 Hz
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == status, err
+    assert leftovers(folder) == []
+    frames = len(read_all(folder)["meta/driver"])
+    assert frames >= 5 and f"recorded {frames} frames" in out
+
+
+def test_a_short_run_saves_a_screenshot_and_reports_its_rate(tmp_path, track_file):
+    shot = tmp_path / "shot.png"
+    process = play("--track", track_file, "--driver", "autopilot", "--size", "320x240", "--frames", "30", "--screenshot", shot)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "30 frames" in out and "frames/s" in out
+    import cv2
+
+    assert cv2.imread(str(shot)).shape == (240, 320, 3)
+
+
+def test_user_errors_are_one_line_with_exit_status_2(tmp_path, track_file, monkeypatch, capsys):
+    from drivesim.cli import main
+
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "manifest.json").write_text("{}")
+    cases = {
+        ("--size", "100x100"): "--size",
+        ("--size", "big"): "--size",
+        ("--track", track_file, "--seed", "3"): "not both",
+        ("--driver", "network"): "--model",
+        ("--driver", "robot"): "--driver",
+        ("--randomize", "extreme"): "--randomize",
+        ("--record", tmp_path / "used"): "already holds a recording",
+        ("--model", tmp_path / "missing.safetensors"): "no such checkpoint",
+        ("--track", tmp_path / "missing.json"): "missing.json",
+    }
+    for args, message in cases.items():
+        monkeypatch.setattr(sys, "argv", ["drivesim", "play", *map(str, args), "--frames", "1"])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert exit_info.value.code == 2, (args, err)
+        assert len(lines) == 1 and lines[0].startswith("drivesim: error:") and message in lines[0], (args, err)
