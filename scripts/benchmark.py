@@ -1,6 +1,14 @@
-"""Benchmarks of drivesim's parts, one sub-command each.
+"""Benchmarks of drivesim's parts, one sub-command each; ratios are measured within one run.
 
     python scripts/benchmark.py render [--frames 3000] [--episodes 3]
+    python scripts/benchmark.py generate [--frames 4000]     # one worker vs Gymnasium CarRacing-v3
+    python scripts/benchmark.py parallel [--frames 8000]     # two workers vs one
+    python scripts/benchmark.py memory                       # peak RSS of a worker at 2k and 50k frames
+    python scripts/benchmark.py loader [--recording DIR]     # torch DataLoader frames/s vs training frames/s
+    python scripts/benchmark.py closedloop --model DIR       # network driving vs its forward pass alone
+
+The CarRacing comparison needs `pip install gymnasium box2d` (not the
+`gymnasium[box2d]` extra: it brings pygame-ce, which replaces pygame).
 
 `render` measures the camera: frames per second of the centre camera on one
 core (OpenCV and numpy single-threaded), driving along generated tracks with
@@ -77,6 +85,156 @@ def cmd_render(args: argparse.Namespace) -> None:
         print(f"  randomization {level:5s}: {fps:7.0f} frames/s ({1e6 / fps:.0f} us/frame); per-episode set-up {episode_ms:.0f} ms")
 
 
+def _generate_once(frames: int, workers: int, randomize: str, folder: str, shard_frames: int = 1000) -> float:
+    """Frames/s of `drivesim generate` (expert, 160x120 centre camera, gzip shards) into a fresh folder."""
+    import shutil
+
+    from drivesim.config import GenerateConfig, NoiseConfig
+    from drivesim.generate import generate
+
+    shutil.rmtree(folder, ignore_errors=True)
+    config = GenerateConfig(frames=frames, shard_frames=shard_frames, seed=7, tracks="tracks/train", randomization=RandomizationConfig.preset(randomize), noise=NoiseConfig(steering_std=0.1))
+    result = generate(config, folder, workers=workers, progress=False)
+    shutil.rmtree(folder, ignore_errors=True)
+    return result.frames_per_second
+
+
+def car_racing_steps_per_second(steps: int) -> float | None:
+    """Gymnasium CarRacing-v3 steps/s (it renders its 96x96 observation inside step), or None if not installed."""
+    try:
+        import gymnasium as gym
+    except ImportError:
+        return None
+    env = gym.make("CarRacing-v3")
+    env.reset(seed=0)
+    action = np.array([0.0, 0.3, 0.0], dtype=np.float32)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    rate = steps / (time.perf_counter() - start)
+    env.close()
+    return rate
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    import tempfile
+
+    print(f"generation benchmark: one worker, expert (DART noise 0.1), 160x120 centre camera, gzip shards, {args.frames} frames")
+    folder = tempfile.mkdtemp(prefix="bench-generate-")
+    car_racing = car_racing_steps_per_second(args.car_racing_steps)
+    print(f"  Gymnasium CarRacing-v3: {car_racing:.0f} steps/s" if car_racing else "  Gymnasium CarRacing-v3: not installed (pip install gymnasium box2d)")
+    for level in args.levels:
+        fps = _generate_once(args.frames, 1, level, folder)
+        ratio = f" = {fps / car_racing:.1f}x CarRacing-v3" if car_racing else ""
+        print(f"  randomization {level:5s}: {fps:6.0f} frames/s{ratio}")
+
+
+def cmd_parallel(args: argparse.Namespace) -> None:
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="bench-parallel-")
+    print(f"parallel benchmark: {args.frames} frames in shards of {args.shard_frames}, randomization {args.randomize}")
+    one = _generate_once(args.frames, 1, args.randomize, folder, args.shard_frames)
+    two = _generate_once(args.frames, 2, args.randomize, folder, args.shard_frames)
+    print(f"  1 worker: {one:6.0f} frames/s\n  2 workers: {two:6.0f} frames/s = {two / one:.2f}x")
+
+
+_MEMORY_CHILD = """
+import resource, sys, tempfile
+from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig
+from drivesim.generate import generate
+frames = int(sys.argv[1])
+config = GenerateConfig(frames=frames, shard_frames=1000, seed=7, tracks="tracks/train", randomization=RandomizationConfig.preset(sys.argv[2]), noise=NoiseConfig(steering_std=0.1))
+generate(config, tempfile.mkdtemp(prefix="bench-memory-"), workers=1, progress=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def cmd_memory(args: argparse.Namespace) -> None:
+    import subprocess
+
+    print(f"memory benchmark: peak RSS of one generation worker (its own process), randomization {args.randomize}")
+    peaks = []
+    for frames in args.frames:
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(frames), args.randomize], capture_output=True, text=True, check=True)
+        peak_mib = int(out.stdout.split()[-1]) / 1024
+        peaks.append(peak_mib)
+        print(f"  {frames:6d} frames: peak {peak_mib:6.0f} MiB ({time.perf_counter() - start:.0f} s)")
+    print(f"  largest / smallest: {max(peaks) / min(peaks):.3f}")
+
+
+def cmd_loader(args: argparse.Namespace) -> None:
+    import tempfile
+
+    import torch
+
+    from drivesim.learn import AugmentConfig, ModelConfig, Preprocessing, build_model
+    from drivesim.learn.train import TrainingFrames
+    from drivesim.record import RecordingDataset
+
+    recording = args.recording
+    if recording is None:
+        recording = tempfile.mkdtemp(prefix="bench-loader-") + "/rec"
+        from drivesim.config import GenerateConfig
+        from drivesim.generate import generate
+
+        generate(GenerateConfig(frames=args.frames, seed=3, tracks="tracks/train"), recording, progress=False)
+    torch.set_num_threads(os.cpu_count() or 1)
+    base = RecordingDataset(recording)
+    frames = TrainingFrames(base, Preprocessing(), AugmentConfig(), ("center",))
+    print(f"loader benchmark: {len(base)} frames of {recording}, batch 64, shuffled")
+    for name, dataset in (("raw uint8 frames", base), ("training pipeline (augment + preprocess)", frames)):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True, num_workers=args.workers, persistent_workers=False)
+        start, count = time.perf_counter(), 0
+        for batch in loader:
+            count += len(batch[0])
+        print(f"  DataLoader, {args.workers} workers, {name}: {count / (time.perf_counter() - start):6.0f} frames/s")
+    model = build_model(ModelConfig(args.model), (66, 200))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    inputs, targets = torch.randn(64, 3, 66, 200), torch.randn(64, 1)
+    for _ in range(3):
+        torch.nn.functional.mse_loss(model(inputs), targets).backward()
+    start, steps = time.perf_counter(), 20
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(inputs), targets).backward()
+        optimizer.step()
+    print(f"  {args.model} training steps alone (batch 64, {torch.get_num_threads()} threads): {steps * 64 / (time.perf_counter() - start):6.0f} frames/s")
+
+
+def cmd_closedloop(args: argparse.Namespace) -> None:
+    import torch
+
+    from drivesim.drivers.policy import PolicyDriver
+    from drivesim.evaluate import EvalConfig, evaluate
+    from drivesim.track import load_tracks
+
+    cv2.setNumThreads(1)
+    policy = PolicyDriver(args.model)
+    tracks = load_tracks(args.tracks)
+    config = EvalConfig(tracks=args.tracks, laps=args.laps, randomization=RandomizationConfig.preset("light"))
+    start = time.perf_counter()
+    evaluation = evaluate(policy, config, name="bench")
+    seconds = time.perf_counter() - start
+    frames = evaluation.overall["frames"]
+    loop_rate = frames / seconds
+    # The same network on batches of the same size (one frame per track), frames rendered beforehand.
+    batch = len(tracks)
+    images = np.stack([np.random.default_rng(i).integers(0, 256, (120, 160, 3), dtype=np.uint8) for i in range(batch)])
+    policy.predict(images)
+    start, rounds = time.perf_counter(), max(20, int(frames / batch / 5))
+    for _ in range(rounds):
+        policy.predict(images)
+    forward_rate = rounds * batch / (time.perf_counter() - start)
+    print(f"closed-loop benchmark: {args.model}, {batch} tracks in lock-step (batch {batch}), {torch.get_num_threads()} torch threads")
+    print(f"  closed loop (render + network + expert labels + physics): {loop_rate:6.0f} frames/s over {frames} frames")
+    print(f"  network alone (preprocess + forward, batch {batch}):          {forward_rate:6.0f} frames/s")
+    print(f"  ratio: {loop_rate / forward_rate:.2f}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +246,36 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--levels", nargs="+", default=["none", "full"], choices=["none", "light", "full"])
     render.add_argument("--seed", type=int, default=0)
     render.set_defaults(func=cmd_render)
+
+    gen = commands.add_parser("generate", help="one generation worker vs Gymnasium CarRacing-v3")
+    gen.add_argument("--frames", type=int, default=4000)
+    gen.add_argument("--levels", nargs="+", default=["none", "full"], choices=["none", "light", "full"])
+    gen.add_argument("--car-racing-steps", type=int, default=1000)
+    gen.set_defaults(func=cmd_generate)
+
+    par = commands.add_parser("parallel", help="two generation workers vs one")
+    par.add_argument("--frames", type=int, default=8000)
+    par.add_argument("--shard-frames", type=int, default=500)
+    par.add_argument("--randomize", default="full", choices=["none", "light", "full"])
+    par.set_defaults(func=cmd_parallel)
+
+    mem = commands.add_parser("memory", help="peak RSS of a generation worker as frames grow")
+    mem.add_argument("--frames", type=int, nargs="+", default=[2000, 50000])
+    mem.add_argument("--randomize", default="full", choices=["none", "light", "full"])
+    mem.set_defaults(func=cmd_memory)
+
+    loader = commands.add_parser("loader", help="torch DataLoader frames/s vs training frames/s")
+    loader.add_argument("--recording", default=None, help="recording folder (default: generate one)")
+    loader.add_argument("--frames", type=int, default=4000, help="frames to generate when no --recording")
+    loader.add_argument("--workers", type=int, default=2)
+    loader.add_argument("--model", default="pilotnet", choices=["pilotnet", "small"])
+    loader.set_defaults(func=cmd_loader)
+
+    closed = commands.add_parser("closedloop", help="closed-loop frames/s with a network driving vs its forward pass alone")
+    closed.add_argument("--model", required=True, help="checkpoint folder or file")
+    closed.add_argument("--tracks", default="tracks/holdout")
+    closed.add_argument("--laps", type=float, default=0.3)
+    closed.set_defaults(func=cmd_closedloop)
     return parser
 
 

@@ -1,7 +1,13 @@
 """Training-time augmentation: only what the test roads will really show.
 
 - Horizontal flip with the steering label negated (a mirrored road is a
-  road; its bends go the other way).
+  road; its bends go the other way). Off by default: on two-lane roads the
+  mirror image shows a car keeping to the *left* lane, which teaches a
+  right-hand-traffic network to drive on the centre line (measured: the
+  first baseline, trained with flips, held 0% autonomy on every two-lane
+  holdout track and 100% on most one-lane ones). The generated tracks run
+  clockwise and counter-clockwise equally often, so bends are balanced
+  without it.
 - Brightness and contrast, as the sun and the camera's exposure vary.
 - A soft-edged shadow band across the frame, as trees and bridges cast.
 - Left/right rig cameras (PilotNet's recovery trick): their frames look as if
@@ -32,8 +38,8 @@ CAMERA_SIGN = {"center": 0.0, "left": -1.0, "right": 1.0}
 class AugmentConfig:
     """Which augmentations a training run uses, and how strongly."""
 
-    flip: bool = True
-    """Mirror half the frames left-right and negate their steering."""
+    flip: bool = False
+    """Mirror half the frames left-right and negate their steering (wrong for two-lane roads: see above)."""
     brightness: float = 0.3
     """Largest relative brightness change [-]."""
     contrast: float = 0.3

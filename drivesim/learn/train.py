@@ -218,12 +218,14 @@ def evaluate_loss(model: torch.nn.Module, loader: DataLoader) -> float:
     return total / max(count, 1)
 
 
-def measure_loader(loader: DataLoader, batches: int) -> float:
-    """Frames/s the loader delivers alone (no training), over its first `batches` batches."""
-    started, frames = time.perf_counter(), 0
+def measure_loader(loader: DataLoader, batches: int, warmup: int = 3) -> float:
+    """Frames/s the loader delivers alone (no training) over `batches` batches, after `warmup` batches of worker start-up."""
+    frames, started = 0, time.perf_counter()
     for i, (inputs, _) in enumerate(loader):
+        if i == warmup:
+            frames, started = 0, time.perf_counter()
         frames += len(inputs)
-        if i + 1 >= batches:
+        if i + 1 >= warmup + batches:
             break
     return frames / (time.perf_counter() - started)
 
