@@ -31,6 +31,7 @@ from drivesim.config import (
 )
 from drivesim.drivers import ExpertDriver
 from drivesim.drivers.base import Driver, DriverKind
+from drivesim.errors import DrivesimError
 from drivesim.loop import Episode, run_batched
 from drivesim.metrics import TRACE_COLUMNS, Trace, closed_loop_metrics, combine, lap_flags
 from drivesim.record import ShardInfo, ShardWriter, shard_name, write_manifest
@@ -66,6 +67,10 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         check(self.laps > 0, "laps must be > 0")
+
+
+class EvaluationError(DrivesimError):
+    """An evaluation cannot run as asked."""
 
 
 class TraceRecorder:
@@ -127,52 +132,65 @@ class Evaluation:
         }
 
 
+def _track_episode(
+    index: int,
+    track: Track,
+    driver: Any,
+    config: EvalConfig,
+    record: Path | None,
+    attrs_config: dict[str, Any],
+    writers: list[tuple[ShardWriter, dict[str, Any]]],
+) -> Episode:
+    """Track `index`'s episode from the start line, with its appearance drawn from (seed, index)."""
+    world = World(track, config.car, config.world)
+    view = RigView(track, config.rig, config.randomization)
+    look = view.start_episode(np.random.default_rng([config.seed, index]))
+    writer = None
+    if record is not None:
+        writer = ShardWriter(Path(record) / shard_name(index), view.camera_shapes(), {"config": attrs_config, "camera_intrinsics": view.intrinsics()})
+        writers.append((writer, {"episode": index, "track": track.name, "track_seed": track.seed, **look}))
+    max_steps = math.ceil(config.laps * track.length / MIN_MEAN_SPEED / config.car.dt)
+    episode_config = EpisodeConfig(laps=config.laps, max_steps=max_steps, end_on_crash=config.end_on_crash)
+    # The labelling expert is its own object, never the driver under test (even when that is an
+    # expert too): interventions apply only to a driver that is not the labeller.
+    return Episode(world, driver, ExpertDriver(config.expert), episode_config, view, TraceRecorder(writer), index, config.interventions)
+
+
 def evaluate(driver: Any, config: EvalConfig, record: Path | None = None, name: str = "policy", progress: bool = False) -> Evaluation:
     """Drive every track of `config.tracks` with `driver` (a Driver, or a batch driver such as PolicyDriver)."""
-    tracks = load_tracks(config.tracks)
-    batch_driver = driver if hasattr(driver, "act_batch") else PerWorld(driver)
-    evaluated = DriverKind(batch_driver.kind)
-    episodes, recorders, writers = [], [], []
-    attrs_config = to_dict(config)
-    for i, track in enumerate(tracks):
-        world = World(track, config.car, config.world)
-        view = RigView(track, config.rig, config.randomization)
-        appearance = view.start_episode(np.random.default_rng([config.seed, i]))
-        writer = None
-        if record is not None:
-            writer = ShardWriter(Path(record) / shard_name(i), view.camera_shapes(), {"config": attrs_config, "camera_intrinsics": view.intrinsics()})
-            writers.append((writer, {"episode": i, "track": track.name, "track_seed": track.seed, "appearance": appearance}))
-        recorder = TraceRecorder(writer)
-        max_steps = math.ceil(config.laps * track.length / MIN_MEAN_SPEED / config.car.dt)
-        episode_config = EpisodeConfig(laps=config.laps, max_steps=max_steps, end_on_crash=config.end_on_crash)
-        expert = ExpertDriver(config.expert)
-        # The driver under test is not the labelling expert object, even when it is an expert:
-        # only then do interventions apply to it.
-        episodes.append(Episode(world, batch_driver, expert, episode_config, view, recorder, i, config.interventions))
-        recorders.append(recorder)
     from tqdm import tqdm
 
+    tracks = load_tracks(config.tracks)
+    if record is not None and Path(record).exists() and any(Path(record).iterdir()):
+        raise EvaluationError(f"{record} already exists and is not empty; --record needs a new folder")
+    batch_driver = driver if hasattr(driver, "act_batch") else PerWorld(driver)
+    evaluated = DriverKind(batch_driver.kind)
+    attrs_config = to_dict(config)
+    episodes: list[Episode] = []
+    writers: list[tuple[ShardWriter, dict[str, Any]]] = []
     expected = sum(config.laps * t.length for t in tracks) / (0.9 * config.expert.max_speed * config.car.dt)
     bar = tqdm(total=int(expected), unit="frame", desc=f"eval {name}", disable=not progress, dynamic_ncols=True)
     try:
+        for i, track in enumerate(tracks):
+            episodes.append(_track_episode(i, track, batch_driver, config, record, attrs_config, writers))
         run_batched(episodes, batch_driver, on_round=bar.update)
+        shards: list[ShardInfo] = []
+        for writer, info in writers:
+            writer.end_episode(info)
+            shards.append(writer.close())
     except BaseException:
         for writer, _ in writers:
-            writer.abort()
+            writer.abort()  # never leave a half-written shard; closed ones stay valid
         raise
     finally:
         bar.close()
-    shards: list[ShardInfo] = []
-    for writer, info in writers:
-        writer.end_episode(info)
-        shards.append(writer.close())
     if record is not None:
         write_manifest(record, shards, attrs_config, {"seed": config.seed}, {"driver": name, "kind": "evaluation"})
 
     dt = config.car.dt
     runs = []
-    for track, recorder in zip(tracks, recorders, strict=True):
-        trace = recorder.trace()
+    for track, episode in zip(tracks, episodes, strict=True):
+        trace = episode.recorder.trace()
         runs.append(TrackRun(track, trace, closed_loop_metrics(trace, dt, evaluated, laps=lap_flags(trace, track.length))))
     overall = combine([r.metrics for r in runs], [r.trace for r in runs], dt, evaluated)
     return Evaluation(name, runs, overall, attrs_config)

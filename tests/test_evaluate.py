@@ -123,3 +123,13 @@ def test_eval_cli_writes_report(short_track, tmp_path):
     assert (tmp_path / "r" / "metrics.json").exists() and (tmp_path / "r" / "expert.png").stat().st_size > 10_000
     bad = subprocess.run([sys.executable, "-m", "drivesim.cli", "eval", "--model", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no such checkpoint" in bad.stderr
+
+
+def test_record_folder_must_be_new(short_track, tmp_path):
+    from drivesim.evaluate import EvaluationError
+
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "something.txt").write_text("keep me")
+    with pytest.raises(EvaluationError, match="not empty"):
+        evaluate(ExpertDriver(), config_for(short_track, laps=0.1), record=tmp_path / "rec")
+    assert (tmp_path / "rec" / "something.txt").read_text() == "keep me"
