@@ -18,7 +18,8 @@ import queue
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, replace
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def write_shard(job: ShardJob, config: GenerateConfig, folder: Path, pool: list[
         "camera_intrinsics": view.intrinsics(),
         "generator": {"shard": job.index, "track": track.name, "track_seed": track.seed},
     }
-    with ShardWriter(folder / shard_name(job.index), view.camera_shapes(), attrs) as writer:
+    with ShardWriter(folder / shard_name(job.index), view.camera_shapes(), attrs) as writer, closing(view):
         remaining, k = job.frames, 0
         while remaining > 0:
             if k >= EPISODES_PER_SHARD_MAX:
@@ -275,9 +276,4 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
     return tqdm(total=total, initial=initial, unit="frame", unit_scale=True, desc="generate", disable=not enabled, smoothing=0.05, dynamic_ncols=True)
 
 
-def describe(config: GenerateConfig) -> str:
-    """One line for logs."""
-    return json.dumps({"frames": config.frames, "seed": config.seed, "tracks": config.tracks, "cameras": list(config.rig.cameras)})
-
-
-__all__ = ["GenerateError", "GenerateResult", "ShardJob", "generate", "plan_shards", "prepare_folder", "write_shard", "replace"]
+__all__ = ["GenerateError", "GenerateResult", "ShardJob", "generate", "plan_shards", "prepare_folder", "write_shard"]

@@ -44,6 +44,12 @@ class RigView:
         """The rig's nominal cameras (before per-episode jitter), JSON-ready."""
         return self.rig.intrinsics()
 
+    def close(self) -> None:
+        """Drop the per-episode looks cached on the scene. A look refers back to its scene, and
+        such cycles holding tens of MB of arrays wait for a rare full garbage collection; a
+        worker that makes shard after shard would otherwise grow by a scene per shard."""
+        self.scene.cache.clear()
+
     def camera_shapes(self) -> dict[str, tuple[int, int]]:
         """Camera name -> (height, width) [px]."""
         camera = self.rig.config.camera
