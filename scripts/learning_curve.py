@@ -82,6 +82,7 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=90)
     left.plot(frames, [r["autonomy_pct"] for r in rows], "o-")
     left.set_ylabel("closed-loop autonomy on holdout [%]")
+    left.set_ylim(0, 100)  # the full scale: a few points of autonomy are within run-to-run spread
     right.plot(frames, [r["val_loss"] for r in rows], "s-", color="tab:orange")
     right.set_ylabel("validation loss (MSE)")
     right.set_yscale("log")
