@@ -198,6 +198,8 @@ def load_policy(checkpoint: str) -> Any:
 
 
 _progress_queue: Any = None
+_worker_pools: dict[str, list[Track]] = {}
+"""Track pools a worker process has loaded, by source: loaded and validated once, not per shard."""
 
 
 def _init_worker(progress_queue: Any) -> None:
@@ -210,7 +212,11 @@ def _init_worker(progress_queue: Any) -> None:
 
 
 def _worker_write_shard(job: ShardJob, config: GenerateConfig, folder: Path) -> ShardInfo:
-    pool = load_tracks(config.tracks) if config.tracks != "random" else None
+    pool = None
+    if config.tracks != "random":
+        if config.tracks not in _worker_pools:
+            _worker_pools[config.tracks] = load_tracks(config.tracks)
+        pool = _worker_pools[config.tracks]
     return write_shard(job, config, folder, pool, on_frames=_progress_queue.put)
 
 

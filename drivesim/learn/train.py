@@ -142,6 +142,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
     log(f"model {config.model.architecture}: {parameter_count(model):,} parameters; {len(train_set):,} training / {len(val_set):,} validation frames")
 
     # ---- loop
+    data_prints = {"data": recording_fingerprints(config.data), "val": recording_fingerprints(config.val) if config.val else "tail of data"}
     history: list[dict[str, float]] = []
     best = math.inf
     step, frames_seen, started = 0, 0, time.perf_counter()
@@ -169,7 +170,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         improved = val_loss < best
         if improved:
             best = val_loss
-            save_checkpoint(out / WEIGHTS_FILE, model, config.preprocessing, _training_meta(config, history, frames_seen, best))
+            save_checkpoint(out / WEIGHTS_FILE, model, config.preprocessing, _training_meta(config, data_prints, history, frames_seen, best))
         log(f"epoch {epoch + 1}: train loss {record['train_loss']:.5f}  val loss {val_loss:.5f}  {train_rate:.0f} frames/s" + ("  (best, saved)" if improved else ""))
         if config.max_steps is not None and step >= config.max_steps:
             break
@@ -191,10 +192,9 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
     return summary
 
 
-def _training_meta(config: TrainConfig, history: list[dict[str, float]], frames_seen: int, best: float) -> dict[str, Any]:
+def _training_meta(config: TrainConfig, data_prints: dict[str, Any], history: list[dict[str, float]], frames_seen: int, best: float) -> dict[str, Any]:
     return {
-        "data": recording_fingerprints(config.data),
-        "val": recording_fingerprints(config.val) if config.val else "tail of data",
+        **data_prints,
         "epochs": len(history),
         "frames_seen": frames_seen,
         "best_val_loss": best,
