@@ -8,6 +8,11 @@ shard name is always complete. Images are stored one frame per chunk,
 gzip-compressed (plain h5py reads them, no plugins) with fletcher32
 checksums; no object timestamps are stored, so the same frames give the
 same bytes.
+
+Compressing images is the largest single cost of recording, so each
+validated batch is written by one background thread while the caller
+produces the next: h5py releases the GIL while HDF5 runs its filters, and
+one thread keeps the writes in order, so the bytes do not change.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +81,8 @@ class ShardWriter:
     `end_episode` after each episode's last frame. `close` (or leaving the
     `with` block normally) completes the file and returns its ShardInfo,
     also kept as `.info`; leaving the block with an exception deletes the
-    temporary file.
+    temporary file. With `background` (the default) batches are compressed
+    and written on a second thread; without it, on the caller's.
     """
 
     def __init__(
@@ -84,6 +91,7 @@ class ShardWriter:
         cameras: Mapping[str, tuple[int, int]],
         attrs: Mapping[str, Any],
         batch_frames: int = 64,
+        background: bool = True,
     ) -> None:
         self.path = Path(path)
         """Final path of the shard, e.g. recordings/run/shard-00003.h5."""
@@ -108,7 +116,11 @@ class ShardWriter:
         self.info: ShardInfo | None = None
         """The finished shard's entry for the manifest, once closed."""
         self._names = frozenset(self.fields)
+        # Two sets of batch buffers: one fills while the background thread writes the other.
+        self._spare = {name: np.empty((batch_frames, *f.shape), f.np_dtype) for name, f in self.fields.items()}
         self._buffers = {name: np.empty((batch_frames, *f.shape), f.np_dtype) for name, f in self.fields.items()}
+        self._pending: Future[None] | None = None
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") if background else None
         self._buffered = 0
         self._frames = 0
         self._tracks: list[dict[str, Any]] = []
@@ -213,6 +225,7 @@ class ShardWriter:
         self._episode = None
 
     def _flush(self) -> None:
+        """Validate the buffered batch and hand it to the background thread (after the previous batch is written)."""
         n = self._buffered
         if n == 0:
             return
@@ -229,11 +242,31 @@ class ShardWriter:
                 i = frame - start
                 where = f" (episode {batch['meta/episode'][i]}, step {batch['meta/step'][i]})"
             raise RecordingError(f"{self.path}: {error}{where}") from None
+        self._wait_for_write()  # the spare buffers are free again once their batch is on disk
+        if self._io is None:
+            self._write_batch(batch, start)
+        else:
+            self._pending = self._io.submit(self._write_batch, batch, start)
+            self._buffers, self._spare = self._spare, self._buffers
+        self._buffered = 0
+
+    def _write_batch(self, batch: Mapping[str, np.ndarray], start: int) -> None:
+        assert self._file is not None
         for name, values in batch.items():
             dataset = self._file[name]
-            dataset.resize(start + n, axis=0)
+            dataset.resize(start + len(values), axis=0)
             dataset[start:] = values
-        self._buffered = 0
+
+    def _wait_for_write(self) -> None:
+        """Block until the batch being written is on disk; a failed write fails the shard."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            pending.result()
+        except Exception as error:
+            self._failed = True
+            raise RecordingError(f"{self.path}: writing frames failed: {error}") from error
 
     def close(self) -> ShardInfo:
         """Complete the shard: flush, fsync, rename to its final name; returns its ShardInfo.
@@ -255,11 +288,13 @@ class ShardWriter:
             if self._frames == 0:
                 raise RecordingError(f"{self.path}: no frames were written")
             self._flush()
+            self._wait_for_write()
             assert self._file is not None
             self._file.attrs["tracks"] = _json(self._tracks, "tracks")
             self._file.flush()
             self._file.close()
             self._file = None
+            self._stop_io()
             digest = hashlib.sha256()
             with open(self.tmp_path, "rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
@@ -276,15 +311,28 @@ class ShardWriter:
         )
         return self.info
 
+    def _stop_io(self) -> None:
+        if self._io is not None:
+            self._io.shutdown(wait=True)
+            self._io = None
+
     def abort(self) -> None:
         """Give up on the shard: close and delete the temporary file. Safe to call more than once."""
         self._failed = True
+        if self._pending is not None:
+            self._pending.cancel()
+            try:  # h5py must not be closed under a running write
+                self._pending.result()
+            except BaseException:
+                pass
+            self._pending = None
         if self._file is not None:
             try:
                 self._file.close()
             except Exception:
                 pass
             self._file = None
+        self._stop_io()
         self.tmp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> ShardWriter:

@@ -28,6 +28,7 @@ every episode on its track; per-episode looks are cached on it (`cache`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,8 @@ VARIATION_LEVELS = 8
 """Number of distinct surface-variation values (channel 2 stores the level, 0 to VARIATION_LEVELS - 1)."""
 DETAIL_PERIOD = 16.0
 """The detail texture repeats every this many metres [m]."""
+DETAIL_SEED = 0xD37A11
+"""Seed of the one detail texture all scenes share."""
 CHUNK = 200_000
 """Texels processed at once while building, to bound temporary memory."""
 HORIZON_SAMPLES = 2048
@@ -122,7 +125,7 @@ def build_scene(
     if rng is None:
         rng = np.random.default_rng([seed, 0x5CE7E])
     field, origin, dash_period = _road_field(track, field_resolution, rng)
-    detail = _detail_texture(int(round(DETAIL_PERIOD / detail_resolution)), int(round(DETAIL_PERIOD / 1.5)), rng)
+    detail = detail_texture(int(round(DETAIL_PERIOD / detail_resolution)), int(round(DETAIL_PERIOD / 1.5)))
     billboards = place_billboards(track, make_sprites(rng), rng)
     # Rolling hills 0.1-3 degrees high (no clipping: clipped noise makes flat-topped mesas).
     hills = np.maximum(0.002, (0.014 + 0.01 * periodic_noise_1d(HORIZON_SAMPLES, 6, rng, octaves=3)) * rng.uniform(0.5, 1.6))
@@ -201,12 +204,23 @@ def _road_field(track: Track, resolution: float, rng: np.random.Generator) -> tu
     return field, (x0, y0), float(dash_period)
 
 
-def _detail_texture(size: int, cells: int, rng: np.random.Generator) -> np.ndarray:
-    # Grain at every scale from `cells` per tile down to a texel: Perlin octaves plus per-texel speckle.
+@functools.lru_cache(maxsize=2)
+def detail_texture(size: int, cells: int) -> np.ndarray:
+    """The tileable surface grain, (size, size) float32, zero mean, unit std; read-only, shared by every scene.
+
+    Grain at every scale from `cells` per tile down to a texel: Perlin octaves
+    plus per-texel speckle. One texture serves all tracks (colours and
+    contrast vary per episode through the look): building it per track took
+    about 0.2 s, most of a scene's build time, and a generation worker builds
+    a scene per shard.
+    """
+    rng = np.random.default_rng(DETAIL_SEED)
     grain = fractal_tile((size, size), (cells, cells), rng, octaves=8, persistence=0.75)
     pad = 4  # blur a wrapped copy so the speckle stays tileable
     speckle = np.pad(rng.standard_normal((size, size)).astype(np.float32), pad, mode="wrap")
     speckle = cv2.GaussianBlur(speckle, (0, 0), 0.7)[pad:-pad, pad:-pad]
     detail = grain + 0.6 * speckle / max(float(speckle.std()), 1e-6)
     detail -= detail.mean()
-    return (detail / detail.std()).astype(np.float32)
+    detail = (detail / detail.std()).astype(np.float32)
+    detail.flags.writeable = False
+    return detail

@@ -114,7 +114,9 @@ class Track:
         padded = np.concatenate([raw[-2:], raw, raw[:2]])
         self.curvature = np.convolve(padded, kernel, mode="valid")
         self._tree = cKDTree(points)
-        self._near_steps = int(np.ceil(NEAR_WINDOW / seg_len.min()))
+        self._inv_seg_len2 = 1.0 / seg_len**2
+        near_steps = int(np.ceil(NEAR_WINDOW / seg_len.min()))
+        self._near_offsets = np.arange(-near_steps, near_steps + 1)
 
     # ----------------------------------------------------------------- queries
     def project(
@@ -133,33 +135,34 @@ class Track:
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         shape = np.broadcast_shapes(x.shape, y.shape)
-        points = np.empty((int(np.prod(shape)), 2))
-        points[:, 0] = np.broadcast_to(x, shape).ravel()
-        points[:, 1] = np.broadcast_to(y, shape).ravel()
+        px = np.broadcast_to(x, shape).reshape(-1, 1)
+        py = np.broadcast_to(y, shape).reshape(-1, 1)
         n = len(self.centreline)
         if near_s is None:
-            _, nearest = self._tree.query(points)
+            _, nearest = self._tree.query(np.column_stack([px[:, 0], py[:, 0]]))
             # The nearest point lies on one of the two segments that meet at
             # the nearest vertex; test both and keep the closer foot point.
             candidates = np.stack([(nearest - 1) % n, nearest], axis=1)
         else:
-            centre = int(self._locate(near_s)[0])
-            window = np.arange(centre - self._near_steps, centre + self._near_steps + 1) % n
-            candidates = np.broadcast_to(window, (len(points), len(window)))
-        start = self.centreline[candidates]
-        seg = self._segment[candidates]
-        rel = points[:, None, :] - start
-        t = np.clip(np.einsum("kij,kij->ki", rel, seg) / self._seg_len[candidates] ** 2, 0.0, 1.0)
-        gap = rel - t[..., None] * seg
-        dist2 = np.einsum("kij,kij->ki", gap, gap)
+            # One window shared by every point, (1, M): a car's centre and corners project in one go.
+            centre = int(np.searchsorted(self.s, float(near_s) % self.length, side="right")) - 1
+            candidates = ((centre + self._near_offsets) % n)[None, :]
+        # Plain 2-vector arithmetic on (points, candidates) arrays: this runs every simulation step.
+        seg_x, seg_y = self._segment[candidates, 0], self._segment[candidates, 1]
+        rel_x = px - self.centreline[candidates, 0]
+        rel_y = py - self.centreline[candidates, 1]
+        t = (rel_x * seg_x + rel_y * seg_y) * self._inv_seg_len2[candidates]
+        np.clip(t, 0.0, 1.0, out=t)
+        gap_x = rel_x - t * seg_x
+        gap_y = rel_y - t * seg_y
+        dist2 = gap_x * gap_x + gap_y * gap_y
         best = np.argmin(dist2, axis=1)
-        rows = np.arange(len(points))
-        index = candidates[rows, best]
+        rows = np.arange(len(px))
+        window_rows = rows if candidates.shape[0] > 1 else 0  # per-point candidates, or the one shared window
+        index = candidates[window_rows, best]
         t_best = t[rows, best]
-        seg_best = seg[rows, best]
-        rel_best = rel[rows, best]
         s = np.mod(self.s[index] + t_best * self._seg_len[index], self.length)
-        cross = seg_best[:, 0] * rel_best[:, 1] - seg_best[:, 1] * rel_best[:, 0]
+        cross = seg_x[window_rows, best] * rel_y[rows, best] - seg_y[window_rows, best] * rel_x[rows, best]
         offset = np.copysign(np.sqrt(dist2[rows, best]), cross)
         if yaw is None:
             heading_error = np.full_like(s, np.nan)

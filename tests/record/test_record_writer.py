@@ -75,6 +75,16 @@ def test_identical_input_gives_identical_bytes(tmp_path):
     assert digests[0] == digests[1]
 
 
+def test_background_and_synchronous_writing_give_identical_bytes(tmp_path):
+    # Several small batches, so the background thread is still writing one while the next fills.
+    digests = []
+    for background in (True, False):
+        info, _ = write_shard(tmp_path / f"{background}" / shard_name(0), lengths=(9, 14, 6), batch_frames=4, background=background)
+        digests.append((info.sha256, hashlib.sha256((tmp_path / f"{background}" / shard_name(0)).read_bytes()).hexdigest()))
+    assert digests[0] == digests[1]
+    assert digests[0][0] == digests[0][1]
+
+
 def test_exception_inside_writer_removes_temp_file(tmp_path):
     path = tmp_path / shard_name(0)
     with pytest.raises(RuntimeError, match="renderer broke"):
