@@ -22,11 +22,14 @@ from drivesim.track.generator import random_track_config
 
 SPLITS = {"train": (20, 1000), "val": (5, 2000), "holdout": (10, 3000)}
 """split -> (number of tracks, first seed)."""
+BUNDLED_WIDTHS = {1: (6.0, 9.0), 2: (8.0, 12.0)}
+"""Width ranges the bundled tracks were drawn with [m]; kept so this script reproduces them.
+(`--tracks random` now uses the wider, overlapping drivesim.track.generator.RANDOM_WIDTHS.)"""
 
 
 def split_configs(count: int, first_seed: int) -> list[TrackConfig]:
     rng = np.random.default_rng(first_seed)
-    return [random_track_config(rng) for _ in range(count)]
+    return [random_track_config(rng, BUNDLED_WIDTHS) for _ in range(count)]
 
 
 def main() -> None:

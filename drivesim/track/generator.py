@@ -11,6 +11,8 @@ gives the same track.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import noise
 import numpy as np
 import shapely
@@ -73,10 +75,16 @@ def generate_track(seed: int, config: TrackConfig | None = None) -> Track:
     )
 
 
-def random_track_config(rng: np.random.Generator) -> TrackConfig:
-    """A varied TrackConfig: 400-3000 m, 1 or 2 lanes, 6-12 m wide, curviness 0.1-1."""
+RANDOM_WIDTHS: Mapping[int, tuple[float, float]] = {1: (6.0, 10.0), 2: (7.0, 12.0)}
+"""Road width range [m] of random tracks by lane count. The ranges overlap widely on
+purpose: when width alone tells one- from two-lane roads, a network learns to keep right
+on wide roads instead of reading the centre line, and fails where the ranges meet."""
+
+
+def random_track_config(rng: np.random.Generator, widths: Mapping[int, tuple[float, float]] = RANDOM_WIDTHS) -> TrackConfig:
+    """A varied TrackConfig: 400-3000 m, 1 or 2 lanes, width from `widths` by lane count, curviness 0.1-1."""
     lanes = int(rng.integers(1, 3))
-    width = float(np.round(rng.uniform(6.0, 9.0) if lanes == 1 else rng.uniform(8.0, 12.0), 1))
+    width = float(np.round(rng.uniform(*widths[lanes]), 1))
     return TrackConfig(
         length=float(np.round(rng.uniform(400.0, 3000.0), -1)),
         width=width,
