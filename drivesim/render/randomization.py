@@ -200,9 +200,13 @@ def sample_appearance(config: RandomizationConfig, rng: np.random.Generator) -> 
         values["centre_line"] = _mix(ref.centre_line, _YELLOW, 1.0) if yellow else ref.centre_line
         values["edge_line"] = _mix(ref.edge_line, (250, 250, 250), k * marks[1])
         values["edge_lines"] = marks[2] >= 0.1 * k
-        values["line_width"] = ref.line_width + k * (0.10 + 0.15 * marks[3] - ref.line_width)
-        values["dash_length"] = ref.dash_length + k * (1.5 + 4.5 * marks[4] - ref.dash_length)
-        values["marking_wear"] = ref.marking_wear + k * (0.85 * marks[5] - ref.marking_wear)
+        # The centre line is the only thing that tells a two-lane road (keep right) from a wide one-lane road
+        # (keep to the middle): markings vary, but never so thin, short or worn that it vanishes at 160x120.
+        # Wear up to 0.85 and 1.5 m dashes did, and a network trained on them drifted towards the middle of
+        # every two-lane road (scripts/probe_lateral.py).
+        values["line_width"] = ref.line_width + k * (0.12 + 0.13 * marks[3] - ref.line_width)
+        values["dash_length"] = ref.dash_length + k * (2.5 + 3.5 * marks[4] - ref.dash_length)
+        values["marking_wear"] = ref.marking_wear + k * (0.5 * marks[5] - ref.marking_wear)
 
     sun = draws(), draws(), draws()
     if config.shadows and k > 0:
