@@ -35,9 +35,11 @@ OFFSETS = np.array([-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5])
 """Offsets from the lane centre the car is placed at [m], positive = left."""
 
 
-def probe_track(policy: PolicyDriver, track: Track, positions: int, speed: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def probe_track(
+    policy: PolicyDriver, track: Track, positions: int, speed: float, seed: int, randomize: str = "light"
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean network steering and mean expert steering at each of OFFSETS, over `positions` points of `track`."""
-    view = RigView(track, RigConfig(), RandomizationConfig.preset("light"))
+    view = RigView(track, RigConfig(), RandomizationConfig.preset(randomize))
     world = World(track, CarConfig(), WorldConfig())
     expert = ExpertDriver(ExpertConfig())
     view.start_episode(np.random.default_rng(seed))
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("--positions", type=int, default=60, help="points along each track")
     parser.add_argument("--speed", type=float, default=14.0, help="car speed [m/s] (the policy's cruise speed)")
     parser.add_argument("--seed", type=int, default=0, help="seeds each track's appearance")
+    parser.add_argument("--randomize", default="light", choices=("none", "light", "full"), help="look of the world (eval uses light)")
     args = parser.parse_args()
 
     policy = PolicyDriver(args.model)
@@ -71,7 +74,7 @@ def main() -> None:
     print(f"network - expert steering (normalized) by offset from the lane centre [m]: {args.model}")
     print(f"{'track':12s} lanes width | {header} | bias at 0 | network slope [1/m] | expert slope [1/m]")
     for track in load_tracks(args.tracks):
-        network, expert = probe_track(policy, track, args.positions, args.speed, args.seed)
+        network, expert = probe_track(policy, track, args.positions, args.speed, args.seed, args.randomize)
         difference = " ".join(f"{d:+6.3f}" for d in network - expert)
         network_slope = np.polyfit(OFFSETS, network, 1)[0]
         expert_slope = np.polyfit(OFFSETS, expert, 1)[0]
