@@ -253,6 +253,9 @@ def cmd_closedloop(args: argparse.Namespace) -> None:
     print(f"  closed loop (render + network + expert labels + physics): {loop_rate:6.0f} frames/s over {frames} frames")
     print(f"  network alone (preprocess + forward, batch {batch}):          {forward_rate:6.0f} frames/s")
     print(f"  ratio: {loop_rate / forward_rate:.2f}")
+    # Where the rest goes: the loop runs the network and the simulator one after the other on the same cores.
+    network_ms, loop_ms = 1e3 / forward_rate, 1e3 / loop_rate
+    print(f"  per frame: {loop_ms:.2f} ms in the loop = {network_ms:.2f} ms network + {loop_ms - network_ms:.2f} ms rendering, physics, expert labels")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     closed = commands.add_parser("closedloop", help="closed-loop frames/s with a network driving vs its forward pass alone")
     closed.add_argument("--model", required=True, help="checkpoint folder or file")
     closed.add_argument("--tracks", default="tracks/holdout")
-    closed.add_argument("--laps", type=float, default=0.3)
+    closed.add_argument("--laps", type=float, default=1.0, help="laps per track (fewer laps weigh per-track set-up more)")
     closed.set_defaults(func=cmd_closedloop)
     return parser
 
