@@ -137,12 +137,12 @@ def inspect_command(
 
 @app.command("train")
 def train_command(
-    data: list[Path] = typer.Option(..., "--data", help="Recording folder(s) to train on (repeat --data, or give several after it)."),
+    data: list[Path] = typer.Option(..., "--data", help="Recording folder to train on; repeat --data for several (e.g. --data a --data b)."),
     out: Path = typer.Option(..., "--out", help="Output folder, e.g. models/NAME: model.safetensors, train-log.json, loss.png."),
     model: str = typer.Option("pilotnet", "--model", help="pilotnet (Bojarski et al. 2016, ~250k parameters) or small (fast)."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Passes over the training frames."),
     batch: int = typer.Option(64, "--batch", min=1, help="Frames per optimisation step."),
-    val: list[Path] | None = typer.Option(None, "--val", help="Validation recording(s); default: hold out the last 10% of the training frames."),
+    val: list[Path] | None = typer.Option(None, "--val", help="Validation recording (repeat --val for several); default: hold out the last 10% of the training frames."),
     seed: int = typer.Option(0, "--seed", help="Seeds weights, shuffling and augmentation."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate."),
     workers: int = typer.Option(2, "--workers", min=0, help="DataLoader worker processes."),
