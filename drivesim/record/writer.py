@@ -242,7 +242,7 @@ class ShardWriter:
                 i = frame - start
                 where = f" (episode {batch['meta/episode'][i]}, step {batch['meta/step'][i]})"
             raise RecordingError(f"{self.path}: {error}{where}") from None
-        self._wait_for_write()  # the spare buffers are free again once their batch is on disk
+        self._wait_for_write()  # the spare buffers are free again once their batch is in the file
         if self._io is None:
             self._write_batch(batch, start)
         else:
@@ -258,7 +258,7 @@ class ShardWriter:
             dataset[start:] = values
 
     def _wait_for_write(self) -> None:
-        """Block until the batch being written is on disk; a failed write fails the shard."""
+        """Block until the batch being written is in the file; a failed write fails the shard."""
         pending, self._pending = self._pending, None
         if pending is None:
             return

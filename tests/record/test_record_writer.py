@@ -85,6 +85,16 @@ def test_background_and_synchronous_writing_give_identical_bytes(tmp_path):
     assert digests[0][0] == digests[0][1]
 
 
+def test_failed_background_write_fails_the_shard_and_removes_temp_file(tmp_path, monkeypatch):
+    def disk_full(self, batch, start):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ShardWriter, "_write_batch", disk_full)
+    with pytest.raises(RecordingError, match="writing frames failed: No space left on device"):
+        write_shard(tmp_path / shard_name(0), lengths=(9, 14, 6), batch_frames=4)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_exception_inside_writer_removes_temp_file(tmp_path):
     path = tmp_path / shard_name(0)
     with pytest.raises(RuntimeError, match="renderer broke"):
