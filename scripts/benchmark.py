@@ -165,14 +165,14 @@ def cmd_memory(args: argparse.Namespace) -> None:
     import subprocess
     import tempfile
 
-    from drivesim.track import load_tracks
+    from drivesim.track import load_tracks, save_track
 
     # A worker's peak is set by the largest scene it builds, so a run that meets a longer track peaks higher
     # without any leak. Growth with frames is measured on one track (the longest bundled training track);
     # the mixed-track line shows what a real run over tracks/train peaks at.
     longest = max(load_tracks("tracks/train"), key=lambda t: t.length)
     one_track = tempfile.mkdtemp(prefix="bench-memory-track-")
-    shutil.copy(f"tracks/train/{longest.name}.json", one_track)
+    save_track(longest, f"{one_track}/{longest.name}.json")
     print(f"memory benchmark: peak RSS of one generation worker (its own process), randomization {args.randomize}")
     for label, tracks in ((f"one track ({longest.name}, {longest.length:.0f} m)", one_track), ("tracks/train", "tracks/train")):
         peaks = []

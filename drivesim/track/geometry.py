@@ -145,7 +145,7 @@ class Track:
             candidates = np.stack([(nearest - 1) % n, nearest], axis=1)
         else:
             # One window shared by every point, (1, M): a car's centre and corners project in one go.
-            centre = int(np.searchsorted(self.s, float(near_s) % self.length, side="right")) - 1
+            centre = int(self._locate(near_s)[0])
             candidates = ((centre + self._near_offsets) % n)[None, :]
         # Plain 2-vector arithmetic on (points, candidates) arrays: this runs every simulation step.
         seg_x, seg_y = self._segment[candidates, 0], self._segment[candidates, 1]
