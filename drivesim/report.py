@@ -57,7 +57,7 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
     (folder / "metrics.json").write_text(json.dumps({e.driver: e.to_dict() for e in evaluations}, indent=1, sort_keys=True, default=_json_default) + "\n")
     lines = ["# Closed-loop evaluation", "", "## Overall", "", markdown_table([(e.driver, e.overall) for e in evaluations]), ""]
     for evaluation in evaluations:
-        lines += [f"## {evaluation.driver}: per track", "", markdown_table([(run.track.name, run.metrics) for run in evaluation.runs]), ""]
+        lines += [f"## {evaluation.driver}: per track", "", markdown_table([(run.name, run.metrics) for run in evaluation.runs]), ""]
         picture = folder / f"{_slug(evaluation.driver)}.png"
         plot_runs(evaluation, picture)
         lines += [f"![{evaluation.driver}]({picture.name})", ""]
@@ -67,13 +67,15 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
 
 
 def plot_runs(evaluation: Evaluation, path: Path) -> None:
-    """For each track: the map with the driven line coloured by driver, interventions (yellow) and crashes (red); the lateral offset over distance."""
+    """For each track: the map with the driven line coloured by driver, interventions (yellow) and crashes (red); the lateral offset over distance.
+
+    With several looks, only look 0 is drawn (the tables have them all)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = evaluation.runs
+    runs = [run for run in evaluation.runs if run.look == 0]
     fig, axes = plt.subplots(len(runs), 2, figsize=(11, 3.2 * len(runs)), dpi=80, gridspec_kw={"width_ratios": [1, 2.2]}, squeeze=False)
     for (map_ax, offset_ax), run in zip(axes, runs, strict=True):
         trace = run.trace
@@ -84,7 +86,7 @@ def plot_runs(evaluation: Evaluation, path: Path) -> None:
         _mark(view, image, trace, Event.CRASH, (230, 30, 30))
         map_ax.imshow(image)
         map_ax.set_axis_off()
-        map_ax.set_title(run.track.name, fontsize=9)
+        map_ax.set_title(run.name, fontsize=9)
         distance = trace.progress
         for kind, color in DRIVER_COLORS.items():
             mask = trace.driver == int(kind)

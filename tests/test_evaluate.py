@@ -187,3 +187,16 @@ def test_a_network_driving_overlapped_is_deterministic(repo_root, untrained_poli
             np.testing.assert_array_equal(getattr(a.trace, column), getattr(b.trace, column))
     assert together.overall["interventions"] == first.overall["interventions"]
     assert together.overall["mean_abs_offset_m"] == pytest.approx(first.overall["mean_abs_offset_m"], rel=1e-3)
+
+
+def test_each_look_is_its_own_run_and_look_0_is_the_single_look_run(short_track, tmp_path):
+    light = RandomizationConfig.preset("light")
+    single = evaluate(SteersByBrightness(), EvalConfig(tracks=short_track, laps=0.06, randomization=light))
+    two = evaluate(SteersByBrightness(), EvalConfig(tracks=short_track, laps=0.06, randomization=light, looks=2), record=tmp_path / "rec")
+    assert [run.name for run in two.runs] == ["val-000 look 0", "val-000 look 1"]
+    np.testing.assert_array_equal(two.runs[0].trace.steering, single.runs[0].trace.steering)
+    # Another look is another picture, so a driver that steers by brightness drives differently.
+    assert not np.array_equal(two.runs[1].trace.steering[:50], two.runs[0].trace.steering[:50])
+    assert two.overall["frames"] == len(two.runs[0].trace.steering) + len(two.runs[1].trace.steering)
+    recording = open_recording(tmp_path / "rec")
+    assert recording.frames == two.overall["frames"] and len(recording.shards) == 2
