@@ -11,10 +11,7 @@ become training data.
 from __future__ import annotations
 
 import math
-import os
-import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,22 +145,6 @@ class Evaluation:
         }
 
 
-@contextmanager
-def _torch_threads(leave_free: int) -> Iterator[None]:
-    """Keep torch's intra-op threads off `leave_free` cores for the duration (torch only if a network loaded it)."""
-    torch = sys.modules.get("torch")
-    if torch is None or leave_free == 0:
-        yield
-        return
-    threads = torch.get_num_threads()
-    # More runnable threads than cores stalls torch's thread pool badly; the simulator thread needs one core.
-    torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - leave_free)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _track_episode(
     episode: int,
     index: int,
@@ -190,25 +171,14 @@ def _track_episode(
     return Episode(world, driver, ExpertDriver(config.expert), episode_config, view, TraceRecorder(writer), episode, config.interventions)
 
 
-def evaluate(
-    driver: Any, config: EvalConfig, record: Path | None = None, name: str = "policy", progress: bool = False, overlap: bool | None = None
-) -> Evaluation:
-    """Drive every track of `config.tracks` with `driver` (a Driver, or a batch driver such as PolicyDriver).
-
-    `overlap` runs a batch driver's `act_batch` on a second thread while this
-    one renders and steps the other half of the tracks (see `run_batched`);
-    the default is on for a batch driver on a machine with two or more cores.
-    Every episode sees the same steps either way; a network's own sums round
-    differently with batch size and thread count (about 1e-7 in steering).
-    """
+def evaluate(driver: Any, config: EvalConfig, record: Path | None = None, name: str = "policy", progress: bool = False) -> Evaluation:
+    """Drive every track of `config.tracks` with `driver` (a Driver, or a batch driver such as PolicyDriver)."""
     from tqdm import tqdm
 
     tracks = load_tracks(config.tracks)
     if record is not None and Path(record).exists() and any(Path(record).iterdir()):
         raise EvaluationError(f"{record} already exists and is not empty; --record needs a new folder")
     batch_driver = driver if hasattr(driver, "act_batch") else PerWorld(driver)
-    if overlap is None:
-        overlap = batch_driver is driver and (os.cpu_count() or 1) >= 2
     evaluated = DriverKind(batch_driver.kind)
     attrs_config = to_dict(config)
     episodes: list[Episode] = []
@@ -219,8 +189,7 @@ def evaluate(
         runs_to_drive = [(look, i, track) for look in range(config.looks) for i, track in enumerate(tracks)]
         for episode, (look, i, track) in enumerate(runs_to_drive):
             episodes.append(_track_episode(episode, i, look, track, batch_driver, config, record, attrs_config, writers))
-        with _torch_threads(leave_free=1 if overlap else 0):
-            run_batched(episodes, batch_driver, on_round=bar.update, overlap=overlap)
+        run_batched(episodes, batch_driver, on_round=bar.update)
         shards: list[ShardInfo] = []
         for writer, info in writers:
             writer.end_episode(info)

@@ -9,9 +9,7 @@ t, its label and its state all describe the same instant.
 
 `Episode` runs one episode a step at a time, so that several episodes can
 advance in lock-step and a network can drive them all with one batched
-forward pass (see `run_batched`, which can also run the network on one half
-of the episodes while the other half renders). `run_episode` is the plain
-loop.
+forward pass (see `run_batched`). `run_episode` is the plain loop.
 
 Interventions (`InterventionConfig`): while the driver is not the expert,
 leaving the safe envelope hands control to the expert (an intervention);
@@ -22,9 +20,7 @@ the lane centre at the same progress or ends the episode.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,9 +56,6 @@ class BatchDriver(Protocol):
 
 
 NO_INTERVENTIONS = InterventionConfig(enabled=False)
-
-OVERLAP_SWITCH_INTERVAL = 1e-4
-"""GIL switch interval while `run_batched` overlaps the driver with the simulator [s]."""
 
 
 @dataclass
@@ -270,74 +263,22 @@ def run_episode(
     return run.result()
 
 
-def run_batched(episodes: Sequence[Episode], driver: BatchDriver, on_round: Callable[[int], None] | None = None, overlap: bool = False) -> list[EpisodeResult]:
+def run_batched(episodes: Sequence[Episode], driver: BatchDriver, on_round: Callable[[int], None] | None = None) -> list[EpisodeResult]:
     """Advance `episodes` in lock-step; `driver` acts for all those it controls in one batch per step.
 
-    With `overlap`, the episodes are split into two halves that take turns:
-    while `driver` acts for one half on a second thread, this thread steps
-    and renders the other, so a network's forward pass (which releases the
-    GIL) and the simulator use two cores at once. Each episode still goes
-    observe, act, step in order, so the results are the same either way.
-
-    `on_round(frames)` is called with the number of episodes about to step (progress bars).
+    `on_round(frames)` is called after each step of all active episodes (progress bars).
     """
-    if overlap and len(episodes) >= 2:
-        _run_overlapped(episodes, driver, on_round)
-    else:
-        active = list(episodes)
-        while active:
-            if on_round is not None:
-                on_round(len(active))
-            wanted, worlds, frames = _observe(active)
-            _step(active, wanted, driver.act_batch(worlds, frames) if wanted else [])
-            active = [episode for episode in active if not episode.done]
+    active = list(episodes)
+    while active:
+        if on_round is not None:
+            on_round(len(active))
+        frames = [episode.observe() for episode in active]
+        wanted = [i for i, episode in enumerate(active) if episode.driver_in_control]
+        controls = driver.act_batch([active[i].world for i in wanted], [frames[i] for i in wanted]) if wanted else []
+        chosen: list[Controls | None] = [None] * len(active)
+        for i, c in zip(wanted, controls, strict=True):
+            chosen[i] = c
+        for episode, c in zip(active, chosen, strict=True):
+            episode.step(c)
+        active = [episode for episode in active if not episode.done]
     return [episode.result() for episode in episodes]
-
-
-def _observe(active: Sequence[Episode]) -> tuple[list[int], list[World], list[Mapping[str, np.ndarray]]]:
-    """Render every active episode; return which ones the driver controls, with their worlds and frames."""
-    frames = [episode.observe() for episode in active]
-    wanted = [i for i, episode in enumerate(active) if episode.driver_in_control]
-    return wanted, [active[i].world for i in wanted], [frames[i] for i in wanted]
-
-
-def _step(active: Sequence[Episode], wanted: Sequence[int], controls: Sequence[Controls]) -> None:
-    chosen: list[Controls | None] = [None] * len(active)
-    for i, c in zip(wanted, controls, strict=True):
-        chosen[i] = c
-    for episode, c in zip(active, chosen, strict=True):
-        episode.step(c)
-
-
-def _run_overlapped(episodes: Sequence[Episode], driver: BatchDriver, on_round: Callable[[int], None] | None) -> None:
-    halves = [list(episodes[0::2]), list(episodes[1::2])]
-    # The driver's thread needs the GIL back between its GIL-free tensor
-    # operations; at the default 5 ms switch interval it would mostly wait on
-    # this thread's Python.
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(OVERLAP_SWITCH_INTERVAL)
-    try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drivesim-driver") as pool:
-
-            def submit(half: list[Episode]) -> tuple[list[int], Future[list[Controls]]]:
-                wanted, worlds, frames = _observe(half)
-                if wanted:
-                    return wanted, pool.submit(driver.act_batch, worlds, frames)
-                nobody: Future[list[Controls]] = Future()
-                nobody.set_result([])
-                return wanted, nobody
-
-            pending = [submit(half) for half in halves]
-            while halves[0] or halves[1]:
-                for k, half in enumerate(halves):
-                    if not half:
-                        continue
-                    if on_round is not None:
-                        on_round(len(half))
-                    wanted, controls = pending[k]
-                    _step(half, wanted, controls.result())
-                    halves[k] = [episode for episode in half if not episode.done]
-                    if halves[k]:
-                        pending[k] = submit(halves[k])
-    finally:
-        sys.setswitchinterval(switch_interval)

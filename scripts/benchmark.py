@@ -233,28 +233,34 @@ def cmd_closedloop(args: argparse.Namespace) -> None:
     from drivesim.track import load_tracks
 
     cv2.setNumThreads(1)
+    # As in `drivesim eval`: torch uses every core (this script pins numpy and OpenCV to one).
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(cores)
     policy = PolicyDriver(args.model)
-    tracks = load_tracks(args.tracks)
+    batch = len(load_tracks(args.tracks))
     config = EvalConfig(tracks=args.tracks, laps=args.laps, randomization=RandomizationConfig.preset("light"))
     start = time.perf_counter()
-    evaluation = evaluate(policy, config, name="bench")
-    seconds = time.perf_counter() - start
-    frames = evaluation.overall["frames"]
-    loop_rate = frames / seconds
-    # The same network on batches of the same size (one frame per track), frames rendered beforehand.
-    batch = len(tracks)
-    images = np.stack([np.random.default_rng(i).integers(0, 256, (120, 160, 3), dtype=np.uint8) for i in range(batch)])
-    policy.predict(images)
-    start, rounds = time.perf_counter(), max(20, int(frames / batch / 5))
-    for _ in range(rounds):
+    frames = evaluate(policy, config, name="bench").overall["frames"]
+    loop_rate = frames / (time.perf_counter() - start)
+
+    def forward_rate(threads: int) -> float:
+        """The same network on batches of the same size (one frame per track), frames rendered beforehand."""
+        torch.set_num_threads(threads)
+        images = np.stack([np.random.default_rng(i).integers(0, 256, (120, 160, 3), dtype=np.uint8) for i in range(batch)])
         policy.predict(images)
-    forward_rate = rounds * batch / (time.perf_counter() - start)
-    print(f"closed-loop benchmark: {args.model}, {batch} tracks in lock-step (batch {batch}), {torch.get_num_threads()} torch threads")
+        start, rounds = time.perf_counter(), max(20, int(frames / batch / 5))
+        for _ in range(rounds):
+            policy.predict(images)
+        return rounds * batch / (time.perf_counter() - start)
+
+    network = forward_rate(cores)
+    network_one_thread = forward_rate(1)
+    print(f"closed-loop benchmark: {args.model}, {batch} tracks in lock-step (batch {batch}), {args.laps:g} laps each, {cores} torch threads")
     print(f"  closed loop (render + network + expert labels + physics): {loop_rate:6.0f} frames/s over {frames} frames")
-    print(f"  network alone (preprocess + forward, batch {batch}):          {forward_rate:6.0f} frames/s")
-    print(f"  ratio: {loop_rate / forward_rate:.2f}")
+    print(f"  network alone (preprocess + forward, batch {batch}):          {network:6.0f} frames/s ({network_one_thread:.0f} on one thread)")
+    print(f"  ratio: {loop_rate / network:.2f}")
     # Where the rest goes: the loop runs the network and the simulator one after the other on the same cores.
-    network_ms, loop_ms = 1e3 / forward_rate, 1e3 / loop_rate
+    network_ms, loop_ms = 1e3 / network, 1e3 / loop_rate
     print(f"  per frame: {loop_ms:.2f} ms in the loop = {network_ms:.2f} ms network + {loop_ms - network_ms:.2f} ms rendering, physics, expert labels")
 
 

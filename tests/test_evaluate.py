@@ -9,7 +9,7 @@ from drivesim.config import InterventionConfig, RandomizationConfig
 from drivesim.drivers import ExpertDriver
 from drivesim.drivers.base import DriverKind
 from drivesim.evaluate import EvalConfig, evaluate
-from drivesim.metrics import TRACE_COLUMNS, Trace, closed_loop_metrics, lap_flags
+from drivesim.metrics import Trace, closed_loop_metrics, lap_flags
 from drivesim.record import Event, open_recording
 from drivesim.sim import Controls
 
@@ -145,48 +145,6 @@ class SteersByBrightness:
 
     def act_batch(self, worlds, frames):
         return [Controls(float(f["center"][60:].mean()) / 255.0 - 0.2, 0.4 - 0.04 * w.car.speed) for w, f in zip(worlds, frames, strict=True)]
-
-
-def test_overlapping_the_driver_with_the_simulator_changes_nothing(repo_root):
-    # Five tracks split into halves of three and two; the driver runs on a second thread.
-    config = config_for(str(repo_root / "tracks" / "val"), laps=0.06)
-    together = evaluate(SteersByBrightness(), config, overlap=False)
-    overlapped = evaluate(SteersByBrightness(), config, overlap=True)
-    assert together.overall["interventions"] > 0
-    assert overlapped.overall == together.overall
-    for a, b in zip(together.runs, overlapped.runs, strict=True):
-        assert a.track.name == b.track.name
-        for column in TRACE_COLUMNS:
-            np.testing.assert_array_equal(getattr(a.trace, column), getattr(b.trace, column))
-
-
-@pytest.fixture(scope="module")
-def untrained_policy(tmp_path_factory):
-    """A randomly initialised small network: it drives badly, so the expert takes over now and then."""
-    import torch
-
-    from drivesim.drivers.policy import PolicyDriver
-    from drivesim.learn import ModelConfig, Preprocessing, build_model, save_checkpoint
-
-    torch.manual_seed(0)
-    model = build_model(ModelConfig("small"), (66, 200))
-    return PolicyDriver(save_checkpoint(tmp_path_factory.mktemp("model") / "model.safetensors", model, Preprocessing(), {"note": "untrained, for tests"}))
-
-
-def test_a_network_driving_overlapped_is_deterministic(repo_root, untrained_policy):
-    # The network's sums round differently with batch size and thread count (about 1e-7),
-    # so overlapped runs repeat each other exactly and match lock-step closely.
-    config = config_for(str(repo_root / "tracks" / "val"), laps=0.06)
-    first = evaluate(untrained_policy, config, overlap=True)
-    again = evaluate(untrained_policy, config, overlap=True)
-    together = evaluate(untrained_policy, config, overlap=False)
-    assert first.overall["interventions"] > 0
-    assert again.overall == first.overall
-    for a, b in zip(first.runs, again.runs, strict=True):
-        for column in TRACE_COLUMNS:
-            np.testing.assert_array_equal(getattr(a.trace, column), getattr(b.trace, column))
-    assert together.overall["interventions"] == first.overall["interventions"]
-    assert together.overall["mean_abs_offset_m"] == pytest.approx(first.overall["mean_abs_offset_m"], rel=1e-3)
 
 
 def test_each_look_is_its_own_run_and_look_0_is_the_single_look_run(short_track, tmp_path):
