@@ -147,7 +147,7 @@ def train_command(
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate."),
     workers: int = typer.Option(2, "--workers", min=0, help="DataLoader worker processes."),
     cameras: str = typer.Option("center", "--cameras", help="Cameras to train on: center, or center,left,right (side frames get a steering correction)."),
-    correction: float = typer.Option(0.04, "--side-correction", help="Steering correction for left/right camera frames (normalized; 0.04 is the expert's own answer to the rig's 0.8 m offset)."),
+    correction: float = typer.Option(0.06, "--side-correction", help="Steering correction for left/right camera frames (normalized; 0.06 is the expert's own answer to the rig's 0.8 m offset at 14 m/s)."),
     throttle: bool = typer.Option(False, "--throttle/--no-throttle", help="Also learn the expert's throttle."),
     flip: bool = typer.Option(False, "--flip/--no-flip", help="Mirror half the frames (negating steering); off by default: on two-lane roads it teaches driving on the centre line."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the frames as recorded."),

@@ -116,8 +116,13 @@ class ExpertConfig:
     """Pure-pursuit look-ahead distance at standstill [m]."""
     lookahead_time: float = 0.45
     """Look-ahead grows with speed by this many seconds of travel [s]."""
-    max_speed: float = 20.0
-    """Cruise speed on straights [m/s]."""
+    max_speed: float = 14.0
+    """Cruise speed on straights [m/s].
+
+    The same as `PolicyDriver`'s cruise speed on purpose: pure pursuit looks
+    further ahead the faster it goes, so labels made at 20 m/s answer a
+    lateral offset with 0.7 times the steering the network needs at 14 m/s,
+    and a network trained on them drifts (models/README.md)."""
     max_lateral_accel: float = 4.0
     """Speed in bends is limited so v^2 * curvature stays below this [m/s^2]."""
     comfort_brake: float = 3.0
