@@ -37,7 +37,9 @@ class DaggerConfig:
     frames_per_iteration: int = 4000
     """Frames collected per iteration."""
     tracks: str = "tracks/train"
-    """Tracks driven for data."""
+    """Tracks driven for data (a folder, or random: a fresh track per shard)."""
+    shard_frames: int = 1000
+    """Frames per shard of collected data; with random tracks each shard is a new track and appearance."""
     eval_tracks: str = "tracks/holdout"
     """Tracks every model is evaluated on (never trained on)."""
     eval_laps: float = 1.0
@@ -62,6 +64,7 @@ class DaggerConfig:
     def __post_init__(self) -> None:
         check(self.iterations >= 1, "dagger needs at least 1 iteration")
         check(self.frames_per_iteration >= 100, "frames_per_iteration must be at least 100")
+        check(self.shard_frames >= 1, "shard_frames must be at least 1")
         check(self.randomize in ("none", "light", "full"), "randomize must be none, light or full")
 
 
@@ -70,7 +73,7 @@ def _data_config(config: DaggerConfig, frames: int, seed: int, noise: float = 0.
         frames=frames,
         seed=seed,
         tracks=config.tracks,
-        shard_frames=1000,
+        shard_frames=config.shard_frames,
         episode_frames=400,
         randomization=RandomizationConfig.preset(config.randomize),
         noise=NoiseConfig(steering_std=noise),
