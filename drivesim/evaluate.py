@@ -55,7 +55,7 @@ class EvalConfig:
     """Seeds the per-track appearance."""
     looks: int = 1
     """Appearances each track is driven in; look k of track i is drawn from seed (seed + k, i). One look decides
-    much of a track's score (the baseline scores 69 % and 78 % autonomy with seeds 0 and 1), so several give a steadier figure."""
+    much of a track's score (a previous baseline scored 69 % and 78 % autonomy with seeds 0 and 1), so several give a steadier figure."""
     randomization: RandomizationConfig = RandomizationConfig.preset("light")
     """Look of the world; the appearance of track i is drawn from seed (seed, i)."""
     interventions: InterventionConfig = InterventionConfig()
