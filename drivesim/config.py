@@ -119,7 +119,7 @@ class ExpertConfig:
     max_speed: float = 14.0
     """Cruise speed on straights [m/s].
 
-    The same as `PolicyDriver`'s cruise speed on purpose: pure pursuit looks
+    `PolicyDriver` cruises at this speed too, on purpose: pure pursuit looks
     further ahead the faster it goes, so labels made at 20 m/s answer a
     lateral offset with 0.7 times the steering the network needs at 14 m/s,
     and a network trained on them drifts (models/README.md)."""

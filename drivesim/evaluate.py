@@ -57,7 +57,7 @@ class EvalConfig:
     """Appearances each track is driven in; look k of track i is drawn from seed (seed + k, i). One look decides
     much of a track's score (a previous baseline scored 69 % and 78 % autonomy with seeds 0 and 1), so several give a steadier figure."""
     randomization: RandomizationConfig = RandomizationConfig.preset("light")
-    """Look of the world; the appearance of track i is drawn from seed (seed, i)."""
+    """Look of the world; the appearances are drawn as `looks` says."""
     interventions: InterventionConfig = InterventionConfig()
     """When the expert takes over, when it hands back, what a crash does."""
     end_on_crash: bool = False

@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="checkpoint folder or file")
     parser.add_argument("--tracks", default="tracks/holdout", help="track folder or file")
     parser.add_argument("--positions", type=int, default=60, help="points along each track")
-    parser.add_argument("--speed", type=float, default=14.0, help="car speed [m/s] (the policy's cruise speed)")
+    parser.add_argument("--speed", type=float, default=ExpertConfig.max_speed, help="car speed [m/s] (default: the policy's cruise speed)")
     parser.add_argument("--seed", type=int, default=0, help="seeds each track's appearance")
     parser.add_argument("--randomize", default="light", choices=("none", "light", "full"), help="look of the world (eval uses light)")
     args = parser.parse_args()

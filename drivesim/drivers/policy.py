@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from drivesim.config import ExpertConfig
 from drivesim.drivers.base import DriverKind
 from drivesim.learn.checkpoint import Checkpoint, load_checkpoint
 from drivesim.sim.car import Controls
@@ -26,14 +27,14 @@ class PolicyDriver:
 
     kind = DriverKind.POLICY
 
-    def __init__(self, checkpoint: Checkpoint | Path | str, camera: str = "center", cruise_speed: float = 14.0, slow_down: float = 2.0, speed_gain: float = 0.5) -> None:
+    def __init__(self, checkpoint: Checkpoint | Path | str, camera: str = "center", cruise_speed: float = ExpertConfig.max_speed, slow_down: float = 2.0, speed_gain: float = 0.5) -> None:
         self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         self.model = self.checkpoint.model.eval()
         self.preprocessing = self.checkpoint.preprocessing
         self.camera = camera
         """Which rig camera the network looks through."""
         self.cruise_speed = cruise_speed
-        """Speed on straights when the network has no throttle head [m/s]."""
+        """Speed on straights when the network has no throttle head [m/s]; by default the expert's, the speed its labels were made at."""
         self.slow_down = slow_down
         """Target speed is cruise_speed / (1 + slow_down * |steering|) [-]."""
         self.speed_gain = speed_gain
