@@ -39,27 +39,35 @@ class ExpertDriver:
 
     kind = DriverKind.EXPERT
 
+    PROFILES_KEPT = 256
+    """Speed profiles remembered, one per track (a few tens of kB each)."""
+
     def __init__(self, config: ExpertConfig | None = None) -> None:
         self.config = config or ExpertConfig()
-        self._track: Track | None = None
-        self._profile = np.zeros(0)
+        # One expert may drive many worlds in turn (lock-step evaluation), so profiles are kept per track,
+        # keyed by identity; the entry holds the track so that its id cannot be reused while cached.
+        self._profiles: dict[int, tuple[Track, float, np.ndarray]] = {}
 
     def reset(self, world: World) -> None:
-        self._ensure_profile(world)
+        self._profile_for(world)
 
-    def _ensure_profile(self, world: World) -> None:
-        if world.track is not self._track:
-            top_speed = min(self.config.max_speed, world.car_config.max_speed)
-            self._profile = speed_profile(world.track, self.config, top_speed)
-            self._track = world.track
+    def _profile_for(self, world: World) -> np.ndarray:
+        top_speed = min(self.config.max_speed, world.car_config.max_speed)
+        cached = self._profiles.get(id(world.track))
+        if cached is not None and cached[0] is world.track and cached[1] == top_speed:
+            return cached[2]
+        if len(self._profiles) >= self.PROFILES_KEPT:
+            del self._profiles[next(iter(self._profiles))]
+        profile = speed_profile(world.track, self.config, top_speed)
+        self._profiles[id(world.track)] = (world.track, top_speed, profile)
+        return profile
 
     def target_speed(self, world: World) -> float:
         """Speed the expert aims for at the car's position [m/s]."""
-        self._ensure_profile(world)
         track, car = world.track, world.car
         # Look a little ahead so the car is already slow when the bend starts.
         s = world.road.s + 0.5 * car.speed
-        return float(track.sample(self._profile, s))
+        return float(track.sample(self._profile_for(world), s))
 
     def act(self, world: World, frames: Mapping[str, np.ndarray] | None = None) -> Controls:
         car, cfg, car_cfg = world.car, self.config, world.car_config

@@ -93,3 +93,21 @@ def track_wheel_factor() -> float:
     car = CarConfig()
     # Normalized steering that holds a bend of unit curvature: atan(L * k) / max_steer ~ L / max_steer.
     return car.wheelbase / car.max_steer
+
+
+def test_one_expert_driving_many_worlds_keeps_a_profile_per_track(sample_tracks, monkeypatch):
+    # Lock-step evaluation hands one expert the worlds of every track in turn: its answers must match
+    # a dedicated expert's, and it must not rebuild a speed profile each time the track changes.
+    import drivesim.drivers.expert as expert_module
+
+    built = []
+    real = expert_module.speed_profile
+    monkeypatch.setattr(expert_module, "speed_profile", lambda track, *a: built.append(track.name) or real(track, *a))
+    worlds = [World(track) for track in sample_tracks]
+    shared = ExpertDriver()
+    dedicated = [ExpertDriver() for _ in worlds]
+    for _ in range(3):
+        for world, own in zip(worlds, dedicated, strict=True):
+            assert shared.act(world) == own.act(world)
+            world.step(own.act(world))
+    assert sorted(built) == sorted([t.name for t in sample_tracks] * 2)  # once for `shared`, once per dedicated
