@@ -6,6 +6,7 @@ into one line on stderr and exit status 2; see `drivesim.errors`.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -187,6 +188,7 @@ def eval_command(
     report: Path | None = typer.Option(None, "--report", help="Folder for metrics.json, metrics.md and pictures."),
     interventions: bool = typer.Option(True, "--interventions/--no-interventions", help="Expert takeover; without it each track ends at the first crash (distance to first failure)."),
     reference: bool = typer.Option(True, "--reference/--no-reference", help="Also evaluate the expert the same way, as the reference row."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes sharing the runs, each driving its share in lock-step [default: all cores]; the same value gives the same result."),
 ) -> None:
     """Closed-loop evaluation: the network drives, the expert watches and takes over when needed."""
     from drivesim.config import InterventionConfig, RandomizationConfig
@@ -212,9 +214,10 @@ def eval_command(
 
         driver, name = PolicyDriver(model), model
     progress = sys.stderr.isatty()
-    results = [evaluate(driver, config, record=record, name=name, progress=progress)]
+    workers = workers or os.cpu_count() or 1
+    results = [evaluate(driver, config, record=record, name=name, progress=progress, workers=workers)]
     if reference and model != "expert":
-        results.append(evaluate(ExpertDriver(config.expert), config, name="expert (reference)", progress=progress))
+        results.append(evaluate(ExpertDriver(config.expert), config, name="expert (reference)", progress=progress, workers=workers))
     typer.echo(markdown_table([(r.driver, r.overall) for r in results]))
     if report is not None:
         typer.echo(f"wrote {write_report(results, report)}")
@@ -233,7 +236,7 @@ def dagger_command(
     epochs: int = typer.Option(6, "--epochs", min=1, help="Epochs of each training run."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also train behavioural-cloning baselines on the same total frames."),
     seed: int = typer.Option(0, "--seed", help="Seeds data, training and evaluation."),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Data-generation processes [default: all cores]."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes for data generation and evaluation [default: all cores]."),
 ) -> None:
     """DAgger with expert takeover: the network drives, its failures and the expert's recoveries become training data.
 

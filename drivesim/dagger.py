@@ -12,6 +12,7 @@ the table answers: does closed-loop data beat more expert data?
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,7 @@ class DaggerConfig:
     seed: int = 0
     """Seeds data, training and evaluation."""
     workers: int | None = None
-    """Processes for data generation (default: all cores)."""
+    """Processes for data generation and evaluation (default: all cores)."""
 
     def __post_init__(self) -> None:
         check(self.iterations >= 1, "dagger needs at least 1 iteration")
@@ -105,7 +106,9 @@ def _evaluate(config: DaggerConfig, model: Path, folder: Path, log: Callable[[st
     cached = folder / "metrics.json"
     if cached.exists():
         return json.loads(cached.read_text())[str(model)]["overall"]
-    evaluation: Evaluation = evaluate(PolicyDriver(model), EvalConfig(tracks=config.eval_tracks, laps=config.eval_laps, seed=config.seed), name=str(model))
+    evaluation: Evaluation = evaluate(
+        PolicyDriver(model), EvalConfig(tracks=config.eval_tracks, laps=config.eval_laps, seed=config.seed), name=str(model), workers=config.workers or os.cpu_count() or 1
+    )
     write_report([evaluation], folder)
     overall = evaluation.overall
     log(f"  eval {model.name}: autonomy {overall['autonomy_pct']:.2f}%  interventions/km {overall['interventions_per_km']:.2f}  crashes {overall['crashes']}")

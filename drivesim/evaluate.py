@@ -1,8 +1,11 @@
 """Closed-loop evaluation: a driver drives held-out tracks, the expert watches and takes over.
 
-Every track gets one episode of `laps` laps from the start line. The
-episodes advance in lock-step, so a network drives all of them with one
-batched forward pass per step. The expert labels every frame and intervenes
+Every track gets one episode of `laps` laps from the start line (one per
+look). The episodes advance in lock-step, so a network drives all of them
+with one batched forward pass per step; with `workers` the episodes are
+shared out to that many processes, each a lock-step loop of its own, so the
+simulator of one runs while the network of another does (a single loop
+leaves a core idle whenever it simulates). The expert labels every frame and intervenes
 when the car leaves the safe envelope (see `drivesim.loop`). Each episode can
 be recorded (one shard per track) so that the interventions and recoveries
 become training data.
@@ -11,7 +14,12 @@ become training data.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import multiprocessing
+import os
+import queue
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,42 +179,167 @@ def _track_episode(
     return Episode(world, driver, ExpertDriver(config.expert), episode_config, view, TraceRecorder(writer), episode, config.interventions)
 
 
-def evaluate(driver: Any, config: EvalConfig, record: Path | None = None, name: str = "policy", progress: bool = False) -> Evaluation:
-    """Drive every track of `config.tracks` with `driver` (a Driver, or a batch driver such as PolicyDriver)."""
+@dataclass
+class _Driven:
+    """What driving one run gave: its trace, and its shard when recording."""
+
+    episode: int
+    trace: Trace
+    shard: ShardInfo | None
+
+
+def split_runs(frames: Sequence[float], workers: int) -> list[list[int]]:
+    """Run indices for each of at most `workers` processes, longest runs first onto the least loaded
+    process, each list in run order. `frames` are the runs' expected frame counts."""
+    groups: list[list[int]] = [[] for _ in range(max(1, min(workers, len(frames))))]
+    load = [0.0] * len(groups)
+    for run in sorted(range(len(frames)), key=lambda r: (-frames[r], r)):
+        lightest = load.index(min(load))
+        groups[lightest].append(run)
+        load[lightest] += frames[run]
+    return [sorted(group) for group in groups if group]
+
+
+def _drive(
+    driver: Any,
+    config: EvalConfig,
+    tracks: list[Track],
+    runs: Sequence[tuple[int, int, int]],
+    record: Path | None,
+    attrs_config: dict[str, Any],
+    on_round: Callable[[int], None] | None,
+) -> list[_Driven]:
+    """Drive `runs` (episode, look, track index) in lock-step, recording each to its own shard if asked."""
+    batch_driver = driver if hasattr(driver, "act_batch") else PerWorld(driver)
+    episodes: list[Episode] = []
+    writers: list[tuple[ShardWriter, dict[str, Any]]] = []
+    try:
+        for episode, look, i in runs:
+            episodes.append(_track_episode(episode, i, look, tracks[i], batch_driver, config, record, attrs_config, writers))
+        run_batched(episodes, batch_driver, on_round=on_round)
+        shards: dict[int, ShardInfo] = {}
+        for writer, info in writers:
+            writer.end_episode(info)
+            shards[info["episode"]] = writer.close()
+    except BaseException:
+        for writer, _ in writers:
+            writer.abort()  # never leave a half-written shard; closed ones stay valid
+        raise
+    return [_Driven(e.episode, e.recorder.trace(), shards.get(e.episode)) for e in episodes]
+
+
+def evaluate(
+    driver: Any,
+    config: EvalConfig,
+    record: Path | None = None,
+    name: str = "policy",
+    progress: bool = False,
+    workers: int = 1,
+) -> Evaluation:
+    """Drive every track of `config.tracks` with `driver` (a Driver, or a batch driver such as PolicyDriver).
+
+    With `workers` > 1 the runs are shared out to that many processes, each driving its share in lock-step
+    with its own copy of `driver` (which must pickle) and torch on cores / workers threads. The same
+    `workers` on the same machine gives the same bytes; a network's outputs depend in their last bits on
+    batch size and thread count, so a different `workers` may steer a network's runs apart slightly.
+    An expert-driven evaluation is the same for any `workers`.
+    """
     from tqdm import tqdm
 
     tracks = load_tracks(config.tracks)
     if record is not None and Path(record).exists() and any(Path(record).iterdir()):
         raise EvaluationError(f"{record} already exists and is not empty; --record needs a new folder")
-    batch_driver = driver if hasattr(driver, "act_batch") else PerWorld(driver)
-    evaluated = DriverKind(batch_driver.kind)
+    if workers < 1:
+        raise EvaluationError("workers must be at least 1")
+    evaluated = DriverKind(driver.kind)
     attrs_config = to_dict(config)
-    episodes: list[Episode] = []
-    writers: list[tuple[ShardWriter, dict[str, Any]]] = []
-    expected = config.looks * sum(config.laps * t.length for t in tracks) / (0.9 * config.expert.max_speed * config.car.dt)
-    bar = tqdm(total=int(expected), unit="frame", desc=f"eval {name}", disable=not progress, dynamic_ncols=True)
+    runs_to_drive = [(look, i, track) for look in range(config.looks) for i, track in enumerate(tracks)]
+    runs = [(episode, look, i) for episode, (look, i, _) in enumerate(runs_to_drive)]
+    expected = [config.laps * track.length / (0.9 * config.expert.max_speed * config.car.dt) for _, _, track in runs_to_drive]
+    groups = split_runs(expected, workers)
+    bar = tqdm(total=int(sum(expected)), unit="frame", desc=f"eval {name}", disable=not progress, dynamic_ncols=True)
     try:
-        runs_to_drive = [(look, i, track) for look in range(config.looks) for i, track in enumerate(tracks)]
-        for episode, (look, i, track) in enumerate(runs_to_drive):
-            episodes.append(_track_episode(episode, i, look, track, batch_driver, config, record, attrs_config, writers))
-        run_batched(episodes, batch_driver, on_round=bar.update)
-        shards: list[ShardInfo] = []
-        for writer, info in writers:
-            writer.end_episode(info)
-            shards.append(writer.close())
+        if len(groups) == 1:
+            driven = _drive(driver, config, tracks, runs, record, attrs_config, bar.update)
+        else:
+            driven = _drive_in_processes(driver, config, [[runs[r] for r in group] for group in groups], record, attrs_config, bar)
     except BaseException:
-        for writer, _ in writers:
-            writer.abort()  # never leave a half-written shard; closed ones stay valid
+        if record is not None:  # other processes' finished shards of a run that failed are no recording
+            for episode, _, _ in runs:
+                Path(record, shard_name(episode)).unlink(missing_ok=True)
         raise
     finally:
         bar.close()
+    driven.sort(key=lambda d: d.episode)
     if record is not None:
+        shards = [d.shard for d in driven if d.shard is not None]
         write_manifest(record, shards, attrs_config, {"seed": config.seed}, {"driver": name, "kind": "evaluation"})
 
     dt = config.car.dt
-    runs = []
-    for (look, _, track), episode in zip(runs_to_drive, episodes, strict=True):
-        trace = episode.recorder.trace()
-        runs.append(TrackRun(track, trace, closed_loop_metrics(trace, dt, evaluated, laps=lap_flags(trace, track.length)), look, config.looks))
-    overall = combine([r.metrics for r in runs], [r.trace for r in runs], dt, evaluated)
-    return Evaluation(name, runs, overall, attrs_config)
+    track_runs = []
+    for (look, _, track), result in zip(runs_to_drive, driven, strict=True):
+        trace = result.trace
+        track_runs.append(TrackRun(track, trace, closed_loop_metrics(trace, dt, evaluated, laps=lap_flags(trace, track.length)), look, config.looks))
+    overall = combine([r.metrics for r in track_runs], [r.trace for r in track_runs], dt, evaluated)
+    return Evaluation(name, track_runs, overall, attrs_config)
+
+
+# ---------------------------------------------------------------- worker processes
+_progress_queue: Any = None
+
+
+def _init_worker(progress_queue: Any, threads: int) -> None:
+    global _progress_queue
+    _progress_queue = progress_queue
+    import cv2
+
+    cv2.setNumThreads(1)
+    # Before torch is imported (unpickling the driver imports it): every process's threads share the cores.
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def _drive_in_worker(driver: Any, config: EvalConfig, runs: list[tuple[int, int, int]], record: Path | None, attrs_config: dict[str, Any]) -> list[_Driven]:
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    pending = [0]
+
+    def report(frames: int) -> None:
+        pending[0] += frames
+        if pending[0] >= 200:  # a queue message per lock-step round would cost more than it tells
+            _progress_queue.put(pending[0])
+            pending[0] = 0
+
+    driven = _drive(driver, config, load_tracks(config.tracks), runs, record, attrs_config, report)
+    _progress_queue.put(pending[0])
+    return driven
+
+
+def _drive_in_processes(driver: Any, config: EvalConfig, groups: list[list[tuple[int, int, int]]], record: Path | None, attrs_config: dict[str, Any], bar: Any) -> list[_Driven]:
+    context = multiprocessing.get_context("spawn")
+    progress_queue = context.Queue()
+    threads = max(1, (os.cpu_count() or 1) // len(groups))
+    driven: list[_Driven] = []
+    with ProcessPoolExecutor(max_workers=len(groups), mp_context=context, initializer=_init_worker, initargs=(progress_queue, threads)) as executor:
+        pending = {executor.submit(_drive_in_worker, driver, config, group, record, attrs_config) for group in groups}
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(progress_queue, bar)
+                for future in finished:
+                    driven.extend(future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        _drain(progress_queue, bar)
+    return driven
+
+
+def _drain(progress_queue: Any, bar: Any) -> None:
+    while True:
+        try:
+            bar.update(progress_queue.get_nowait())
+        except queue.Empty:
+            return

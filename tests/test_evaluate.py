@@ -113,7 +113,7 @@ def test_metrics_on_a_hand_made_trajectory():
 
 def test_eval_cli_writes_report(short_track, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "drivesim.cli", "eval", "--model", "expert", "--tracks", short_track, "--laps", "0.3", "--report", str(tmp_path / "r"), "--randomize", "none"],
+        [sys.executable, "-m", "drivesim.cli", "eval", "--model", "expert", "--tracks", short_track, "--laps", "0.3", "--report", str(tmp_path / "r"), "--randomize", "none", "--looks", "2", "--workers", "2"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -158,3 +158,33 @@ def test_each_look_is_its_own_run_and_look_0_is_the_single_look_run(short_track,
     assert two.overall["frames"] == len(two.runs[0].trace.steering) + len(two.runs[1].trace.steering)
     recording = open_recording(tmp_path / "rec")
     assert recording.frames == two.overall["frames"] and len(recording.shards) == 2
+
+
+def test_runs_shared_out_to_processes_drive_and_record_as_in_one(short_track, tmp_path):
+    # SteersByBrightness answers each world from its own frame alone, so the split into processes
+    # must change nothing: the same traces, the same shards, in run order.
+    config = EvalConfig(tracks=short_track, laps=0.05, randomization=RandomizationConfig.preset("light"), looks=3)
+    one = evaluate(SteersByBrightness(), config, record=tmp_path / "one")
+    two = evaluate(SteersByBrightness(), config, record=tmp_path / "two", workers=2)
+    assert [run.name for run in two.runs] == [run.name for run in one.runs]
+    for a, b in zip(one.runs, two.runs, strict=True):
+        np.testing.assert_array_equal(a.trace.steering, b.trace.steering)
+        np.testing.assert_array_equal(a.trace.lateral_offset, b.trace.lateral_offset)
+    assert two.overall == one.overall
+    first, second = open_recording(tmp_path / "one"), open_recording(tmp_path / "two")
+    assert len(second.shards) == 3 and second.frames == first.frames
+    for k in range(3):
+        with h5py.File(first.shard_path(k), "r") as f, h5py.File(second.shard_path(k), "r") as g:
+            np.testing.assert_array_equal(f["images/center"][...], g["images/center"][...])
+            np.testing.assert_array_equal(f["labels/steering"][...], g["labels/steering"][...])
+
+
+def test_split_runs_balances_expected_frames():
+    from drivesim.evaluate import split_runs
+
+    groups = split_runs([100, 900, 500, 400, 50], 2)
+    assert sorted(r for g in groups for r in g) == [0, 1, 2, 3, 4] and all(g == sorted(g) for g in groups)
+    loads = sorted(sum([100, 900, 500, 400, 50][r] for r in g) for g in groups)
+    assert loads == [950, 1000]
+    assert split_runs([10, 20], 8) == [[1], [0]]  # never more processes than runs
+    assert split_runs([10], 1) == [[0]]
