@@ -36,13 +36,16 @@ OFFSETS = np.array([-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5])
 
 
 def probe_track(
-    policy: PolicyDriver, track: Track, positions: int, speed: float, seed: int, randomize: str = "light"
+    policy: PolicyDriver, track: Track, index: int, positions: int, speed: float, seed: int, randomize: str = "light"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean network steering and mean expert steering at each of OFFSETS, over `positions` points of `track`."""
+    """Mean network steering and mean expert steering at each of OFFSETS, over `positions` points of `track`.
+
+    The appearance is drawn from (seed, index), as `drivesim eval --seed` draws look 0 of the track at
+    `index` of its folder, so the probe sees each track as evaluation does."""
     view = RigView(track, RigConfig(), RandomizationConfig.preset(randomize))
     world = World(track, CarConfig(), WorldConfig())
     expert = ExpertDriver(ExpertConfig())
-    view.start_episode(np.random.default_rng(seed))
+    view.start_episode(np.random.default_rng([seed, index]))
     network_sum, expert_sum = np.zeros(len(OFFSETS)), np.zeros(len(OFFSETS))
     try:
         for s in np.linspace(0.0, track.length, positions, endpoint=False):
@@ -65,7 +68,7 @@ def main() -> None:
     parser.add_argument("--tracks", default="tracks/holdout", help="track folder or file")
     parser.add_argument("--positions", type=int, default=60, help="points along each track")
     parser.add_argument("--speed", type=float, default=ExpertConfig.max_speed, help="car speed [m/s] (default: the policy's cruise speed)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds each track's appearance")
+    parser.add_argument("--seed", type=int, default=0, help="seeds each track's appearance, as drivesim eval --seed does for look 0")
     parser.add_argument("--randomize", default="light", choices=("none", "light", "full"), help="look of the world (eval uses light)")
     args = parser.parse_args()
 
@@ -73,8 +76,8 @@ def main() -> None:
     header = " ".join(f"{o:+6.1f}" for o in OFFSETS)
     print(f"network - expert steering (normalized) by offset from the lane centre [m]: {args.model}")
     print(f"{'track':12s} lanes width | {header} | bias at 0 | network slope [1/m] | expert slope [1/m]")
-    for track in load_tracks(args.tracks):
-        network, expert = probe_track(policy, track, args.positions, args.speed, args.seed, args.randomize)
+    for index, track in enumerate(load_tracks(args.tracks)):
+        network, expert = probe_track(policy, track, index, args.positions, args.speed, args.seed, args.randomize)
         difference = " ".join(f"{d:+6.3f}" for d in network - expert)
         network_slope = np.polyfit(OFFSETS, network, 1)[0]
         expert_slope = np.polyfit(OFFSETS, expert, 1)[0]
