@@ -6,8 +6,10 @@ into one line on stderr and exit status 2; see `drivesim.errors`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -65,6 +67,7 @@ def tracks_preview(
     from drivesim.render.topdown import preview_tracks
     from drivesim.track import load_tracks
 
+    _check_png(out, "--out")
     tracks = [track for source in files for track in load_tracks(source)]
     preview_tracks(tracks, out, columns=columns)
     typer.echo(f"wrote {out} ({len(tracks)} track(s))")
@@ -108,7 +111,8 @@ def generate_command(
         run = replace(run, randomization=RandomizationConfig.preset(randomize))
     if noise is not None:
         run = replace(run, noise=replace(run.noise, steering_std=noise))
-    result = generate(run, out, workers=workers, force=force, progress=sys.stderr.isatty())
+    with _resumable_on_interrupt():
+        result = generate(run, out, workers=workers, force=force, progress=sys.stderr.isatty())
     reused = f" ({result.reused_shards} kept from an earlier run)" if result.reused_shards else ""
     rate = f"; {result.frames_per_second:.0f} frames/s" if result.made_frames else ""
     typer.echo(f"wrote {result.frames} frames in {result.shards} shards to {result.folder}{reused}{rate}")
@@ -153,10 +157,15 @@ def train_command(
     flip: bool = typer.Option(False, "--flip/--no-flip", help="Mirror half the frames (negating steering); off by default: on two-lane roads it teaches driving on the centre line."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the frames as recorded."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimisation steps (smoke tests)."),
+    force: bool = typer.Option(False, "--force", help="Replace a model already in --out."),
 ) -> None:
     """Train a driving network on recordings (behavioural cloning)."""
     from drivesim.learn import AugmentConfig, ModelConfig
+    from drivesim.learn.checkpoint import WEIGHTS_FILE
     from drivesim.learn.train import TrainConfig, train
+
+    if (out / WEIGHTS_FILE).exists() and not force:
+        raise DrivesimError(f"{out} already holds a model; use --force to replace it, or another --out")
 
     augment = AugmentConfig(flip=False, brightness=0, contrast=0, shadow=0, side_camera_correction=correction) if no_augment else AugmentConfig(flip=flip, side_camera_correction=correction)
     config = TrainConfig(
@@ -198,6 +207,8 @@ def eval_command(
 
     if randomize not in ("none", "light", "full"):
         raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
+    if report is not None and report.exists() and not report.is_dir():
+        raise DrivesimError(f"--report must be a folder, and {report} is a file")
     config = EvalConfig(
         tracks=str(tracks),
         laps=laps,
@@ -258,7 +269,8 @@ def dagger_command(
         seed=seed,
         workers=workers,
     )
-    summary = run_dagger(config, log=typer.echo)
+    with _resumable_on_interrupt():
+        summary = run_dagger(config, log=typer.echo)
     typer.echo(dagger_table(summary["rows"]))
     typer.echo(f"wrote {out / 'dagger.md'} and {out / 'dagger.png'}")
 
@@ -292,6 +304,8 @@ def play_command(
         raise DrivesimError(f"--driver must be human, autopilot or network, got {driver!r}")
     if driver == "network" and model is None:
         raise DrivesimError("--driver network needs --model")
+    if screenshot is not None:
+        _check_png(screenshot, "--screenshot")
     config = PlayConfig(
         size=_window_size(size),
         track=str(track) if track is not None else None,
@@ -331,12 +345,37 @@ def _camera_list(text: str) -> tuple[str, ...]:
     return names
 
 
+@contextlib.contextmanager
+def _resumable_on_interrupt() -> Iterator[None]:
+    """Say what Ctrl-C left behind (click itself exits 130 without a word)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo("\ndrivesim: interrupted; finished parts are kept, and the same command resumes from them", err=True)
+        raise
+
+
+def _check_png(path: Path, option: str) -> None:
+    if path.suffix.lower() != ".png":
+        raise DrivesimError(f"{option} must name a .png file, got {str(path)!r}")
+
+
+def _user_message(error: Exception) -> str:
+    """The error's own message; for one raised in a DataLoader worker, torch's wrapper (worker number and
+    traceback) is peeled off, leaving the last line's message."""
+    text = str(error)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 def main() -> None:
     """Console-script entry point: run the app, report user errors in one line."""
     try:
         app()
     except DrivesimError as error:
-        typer.echo(f"drivesim: error: {error}", err=True)
+        typer.echo(f"drivesim: error: {_user_message(error)}", err=True)
         sys.exit(2)
     except OSError as error:  # unreadable/unwritable paths given by the user
         typer.echo(f"drivesim: error: {error.filename or ''}: {error.strerror or error}", err=True)

@@ -19,12 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig, check, to_dict
+from drivesim.errors import DrivesimError
 from drivesim.evaluate import EvalConfig, Evaluation, evaluate
 from drivesim.generate import generate
 from drivesim.learn import AugmentConfig, ModelConfig
 from drivesim.learn.train import TrainConfig, train
+from drivesim.track import load_tracks
 
 TRACKED_METRICS = ("autonomy_pct", "interventions_per_km", "clean_lap_share", "crashes", "mean_abs_offset_m", "mean_abs_steering_rate")
+
+
+class DaggerError(DrivesimError):
+    """A DAgger experiment cannot run as asked."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class DaggerConfig:
         check(self.frames_per_iteration >= 100, "frames_per_iteration must be at least 100")
         check(self.shard_frames >= 1, "shard_frames must be at least 1")
         check(self.randomize in ("none", "light", "full"), "randomize must be none, light or full")
+        ModelConfig(architecture=self.model)  # an unknown architecture fails now, not after the first data
 
 
 def _data_config(config: DaggerConfig, frames: int, seed: int, noise: float = 0.0, policy: str | None = None) -> GenerateConfig:
@@ -117,9 +124,21 @@ def _evaluate(config: DaggerConfig, model: Path, folder: Path, log: Callable[[st
 
 def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or resume) the experiment; every stage's output is kept and reused on a re-run."""
+    # Track folders are read now, so a wrong path fails before any data is made or model trained.
+    load_tracks(config.eval_tracks)
+    if config.tracks != "random":
+        load_tracks(config.tracks)
     out = Path(config.out)
+    settings = json.loads(json.dumps(to_dict(config)))
+    saved = out / "dagger-config.json"
+    if saved.exists():
+        # A re-run resumes; the processes used do not change what is made.
+        before = json.loads(saved.read_text())
+        changed = sorted(k for k in settings.keys() | before.keys() if k != "workers" and settings.get(k) != before.get(k))
+        if changed:
+            raise DaggerError(f"{out} holds an experiment with other settings ({', '.join(changed)}); re-run it as it was, or use another --out")
     (out / "data").mkdir(parents=True, exist_ok=True)
-    (out / "dagger-config.json").write_text(json.dumps(to_dict(config), indent=1) + "\n")
+    saved.write_text(json.dumps(settings, indent=1) + "\n")
     n = config.frames_per_iteration
     rows: list[dict[str, Any]] = []
     data: list[Path] = []

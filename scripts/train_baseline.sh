@@ -15,5 +15,5 @@ data="${DATA_DIR:-recordings}"
 
 time drivesim generate --tracks random --frames 60000 --shard-frames 100 --cameras center,left,right --seed 17 --randomize full --noise 0.1 --out "$data/random6k14-train"
 time drivesim generate --tracks tracks/val --frames 3000 --seed 2 --randomize full --noise 0.1 --out "$data/val14"
-time drivesim train --data "$data/random6k14-train" --val "$data/val14" --model pilotnet --cameras center,left,right --epochs 2 --batch 64 --seed 0 --out "$out"
+time drivesim train --data "$data/random6k14-train" --val "$data/val14" --model pilotnet --cameras center,left,right --epochs 2 --batch 64 --seed 0 --force --out "$out"  # --force: this script rebuilds the model in place
 time drivesim eval --model "$out" --tracks tracks/holdout --laps 2 --looks 3 --randomize light --report "$out/eval-holdout"

@@ -34,6 +34,9 @@ def test_user_errors_are_one_line_with_nonzero_exit(tmp_path):
         ("tracks", "preview", tmp_path / "missing.json", "--out", tmp_path / "p.png"),
         ("tracks", "generate", "--lanes", 3, "--out", tmp_path),
         ("tracks", "generate", "--config", bad, "--out", tmp_path),
+        ("tracks", "preview", tmp_path / "missing.json", "--out", tmp_path / "p.txt"),  # OpenCV would pick a format by the name
+        ("eval", "--model", "expert", "--report", bad),  # refused before driving, not after
+        ("inspect", bad),
     ]
     for args in cases:
         result = run_cli(*args)
@@ -45,3 +48,10 @@ def test_user_errors_are_one_line_with_nonzero_exit(tmp_path):
 def test_help_lists_commands():
     result = run_cli("--help")
     assert result.returncode == 0 and "tracks" in result.stdout
+
+
+def test_bundled_tracks_are_found_from_any_folder(tmp_path):
+    # Default --tracks values are relative (tracks/holdout); they must work outside the checkout too.
+    result = run_cli("tracks", "preview", "tracks/val", "--out", tmp_path / "val.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(5 track(s))" in result.stdout

@@ -6,8 +6,11 @@ import sys
 
 import h5py
 import numpy as np
+import pytest
 
+from drivesim.config import to_dict
 from drivesim.drivers.base import DriverKind
+from drivesim.errors import DrivesimError
 from drivesim.record import open_recording
 
 
@@ -44,3 +47,18 @@ def test_dagger_runs_collects_policy_frames_and_resumes(repo_root, tmp_path):
     assert again.returncode == 0, again.stderr
     assert model.stat().st_mtime_ns == before
     assert json.loads((out / "dagger.json").read_text())["rows"] == rows
+
+
+def test_dagger_refuses_wrong_tracks_and_changed_settings_before_any_work(repo_root, tmp_path):
+    from drivesim.dagger import DaggerConfig, DaggerError, run_dagger
+    from drivesim.track import TrackError
+
+    with pytest.raises(TrackError, match="no such track file or folder"):
+        run_dagger(DaggerConfig(out=str(tmp_path / "a"), eval_tracks=str(tmp_path / "nope"), frames_per_iteration=100), log=lambda _: None)
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(DrivesimError, match="unknown model 'big'"):
+        DaggerConfig(out=str(tmp_path / "b"), model="big")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "dagger-config.json").write_text(json.dumps(to_dict(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=200))))
+    with pytest.raises(DaggerError, match=r"other settings \(frames_per_iteration\)"):
+        run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, workers=1), log=lambda _: None)

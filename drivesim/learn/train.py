@@ -69,7 +69,8 @@ class TrainConfig:
         check(len(self.data) > 0, "train needs at least one --data recording")
         check(self.epochs >= 1 and self.batch >= 1, "epochs and batch must be at least 1")
         check(0 < self.val_fraction < 0.9, "val_fraction must be in (0, 0.9)")
-        check(self.lr > 0 and self.workers >= 0, "lr must be > 0 and workers >= 0")
+        check(self.lr > 0, f"--lr must be > 0, got {self.lr:g}")
+        check(self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
 
 
 class TrainingFrames(Dataset):
@@ -107,7 +108,6 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
     from tqdm import tqdm
 
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     torch.use_deterministic_algorithms(True)
 
@@ -134,6 +134,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
 
     # ---- model
     model = build_model(config.model, (config.preprocessing.height, config.preprocessing.width))
+    out.mkdir(parents=True, exist_ok=True)  # only now: a run refused for its data or model leaves no empty folder
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total_steps = config.epochs * len(train_loader)
     if config.max_steps is not None:

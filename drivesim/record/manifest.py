@@ -217,7 +217,8 @@ def read_manifest(folder: str | Path) -> Manifest:
     """Read and check `folder`/manifest.json; RecordingError says what is wrong with it."""
     path = Path(folder) / MANIFEST_NAME
     if not Path(folder).is_dir():
-        raise RecordingError(f"{folder}: no such recording folder")
+        what = "is a file, not a recording folder" if Path(folder).exists() else "no such recording folder"
+        raise RecordingError(f"{folder}: {what}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -71,7 +71,7 @@ def generate_track(seed: int, config: TrackConfig | None = None) -> Track:
         return track
     raise TrackGenerationError(
         f"seed {seed}: no valid track in {MAX_ATTEMPTS} attempts (last: {reasons[-1]}); "
-        "try a larger min_radius-to-length ratio, a smaller width or less curviness"
+        "try a longer track, a smaller minimum radius, a narrower road or less curviness"
     )
 
 

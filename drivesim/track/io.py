@@ -20,6 +20,9 @@ from drivesim.track.geometry import Track, TrackError
 
 TRACK_FORMAT_VERSION = 1
 
+CHECKOUT = Path(__file__).resolve().parents[2]
+"""The source checkout drivesim runs from (editable install); its tracks/ holds the bundled sets."""
+
 
 def track_to_json(track: Track) -> dict[str, Any]:
     """Plain data of a track file."""
@@ -75,7 +78,7 @@ def load_track(path: Path | str) -> Track:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise TrackError(f"{path}: no such track file") from None
+        raise TrackError(f"{path}: no such track file or folder") from None
     except (IsADirectoryError, UnicodeDecodeError) as error:
         raise TrackError(f"{path}: cannot read track file ({error})") from None
     try:
@@ -89,8 +92,13 @@ def load_track(path: Path | str) -> Track:
 
 
 def load_tracks(source: Path | str) -> list[Track]:
-    """All tracks in a folder (sorted by file name), or the one track in a file."""
+    """All tracks in a folder (sorted by file name), or the one track in a file.
+
+    A relative path that does not exist here is also looked up in the source checkout, so the
+    bundled sets (tracks/train, tracks/val, tracks/holdout) are found from any working folder."""
     source = Path(source)
+    if not source.exists() and not source.is_absolute() and (CHECKOUT / source).exists():
+        source = CHECKOUT / source
     if source.is_dir():
         files = sorted(source.glob("*.json"))
         if not files:

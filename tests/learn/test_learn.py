@@ -150,3 +150,39 @@ def test_cli_trains_a_few_steps(tiny_recording, tmp_path):
     assert load_checkpoint(tmp_path / "m").model_config.architecture == "small"
     bad = subprocess.run([sys.executable, "-m", "drivesim.cli", "train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("drivesim: error:")
+    assert not (tmp_path / "x").exists()  # a refused run leaves no empty model folder
+    again = subprocess.run(
+        [sys.executable, "-m", "drivesim.cli", "train", "--data", str(tiny_recording), "--out", str(tmp_path / "m"), "--model", "pilotnet", "--max-steps", "1", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 2 and "already holds a model" in again.stderr
+    assert load_checkpoint(tmp_path / "m").model_config.architecture == "small"  # untouched
+
+
+def test_cli_train_on_a_corrupt_frame_says_so_in_one_line(tiny_recording, tmp_path):
+    # The frame is read inside a DataLoader worker process; torch wraps the error with the worker's traceback.
+    import shutil
+
+    import h5py
+
+    folder = tmp_path / "rec"
+    shutil.copytree(tiny_recording, folder)
+    path = folder / "shard-00001.h5"
+    with h5py.File(path, "r") as f:
+        chunks = [f["images/center"].id.get_chunk_info(k) for k in range(0, 120, 10)]
+    data = bytearray(path.read_bytes())
+    for chunk in chunks:
+        for k in range(8):
+            data[chunk.byte_offset + chunk.size // 2 + k] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result = subprocess.run(
+        [sys.executable, "-m", "drivesim.cli", "train", "--data", str(folder), "--out", str(tmp_path / "m"), "--model", "small", "--max-steps", "3", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "shard-00001.h5: cannot read images/center frame" in result.stderr
