@@ -51,7 +51,8 @@ class Event(IntFlag):
     RECOVERING = 8
     """The expert is in control after an intervention."""
     EPISODE_RESET = 16
-    """The car was put back on the road at this frame."""
+    """The car was placed on the road at this frame: every episode's first frame, and the frame after a
+    crash when the episode goes on (count crashes with CRASH, not with this)."""
 
 
 DRIVERS = {0: "expert", 1: "policy", 2: "human"}
