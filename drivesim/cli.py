@@ -115,7 +115,7 @@ def generate_command(
         result = generate(run, out, workers=workers, force=force, progress=sys.stderr.isatty())
     reused = f" ({result.reused_shards} kept from an earlier run)" if result.reused_shards else ""
     rate = f"; {result.frames_per_second:.0f} frames/s" if result.made_frames else ""
-    typer.echo(f"wrote {result.frames} frames in {result.shards} shards to {result.folder}{reused}{rate}")
+    typer.echo(f"wrote {result.frames} frames in {result.shards} shard{'s' if result.shards != 1 else ''} to {result.folder}{reused}{rate}")
 
 
 @app.command("inspect")
@@ -147,10 +147,10 @@ def train_command(
     model: str = typer.Option("pilotnet", "--model", help="pilotnet (Bojarski et al. 2016, ~250k parameters) or small (fast)."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Passes over the training frames."),
     batch: int = typer.Option(64, "--batch", min=1, help="Frames per optimisation step."),
-    val: list[Path] | None = typer.Option(None, "--val", help="Validation recording (repeat --val for several); default: hold out the last 10% of the training frames."),
+    val: list[Path] | None = typer.Option(None, "--val", help="Validation recording (repeat --val for several), best from other tracks; default: the last 10% of the training frames, whose tracks training has seen, so that loss is optimistic."),
     seed: int = typer.Option(0, "--seed", help="Seeds weights, shuffling and augmentation."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate."),
-    workers: int = typer.Option(2, "--workers", min=0, help="DataLoader worker processes."),
+    workers: int = typer.Option(2, "--workers", min=0, help="DataLoader worker processes (0: read in the training process)."),
     cameras: str = typer.Option("center", "--cameras", help="Cameras to train on: center, or center,left,right (side frames get a steering correction)."),
     correction: float = typer.Option(0.06, "--side-correction", help="Steering correction for left/right camera frames (normalized; 0.06 is the expert's own answer to the rig's 0.8 m offset at 14 m/s)."),
     throttle: bool = typer.Option(False, "--throttle/--no-throttle", help="Also learn the expert's throttle."),
