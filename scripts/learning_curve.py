@@ -1,14 +1,18 @@
 """Learning curve: closed-loop autonomy and validation loss versus training-set size.
 
     python scripts/learning_curve.py --out recordings/learning-curve [--sizes 1000 3000 10000 30000] [--model small]
+        [--tracks random --shard-frames 100 --cameras center,left,right] [--baseline models/pilotnet-baseline]
 
-For each size N it generates N expert frames on tracks/train (the same run
-seed, so each smaller set is exactly the first shards of the larger ones),
-trains a network with at least `--min-steps` optimisation steps (small sets
-get more epochs, so every size is trained to convergence, not to a fixed
-epoch count), and evaluates it on tracks/holdout. Writes learning-curve.json,
-learning-curve.md and learning-curve.png into --out: if autonomy is still
-rising at the largest size, more data would still help.
+For each size N it generates N expert frames (the same run seed, so each
+smaller set is exactly the first shards of the larger ones), trains a
+network with at least `--min-steps` optimisation steps (small sets get more
+epochs, so every size is trained to convergence, not to a fixed epoch
+count), and evaluates it on tracks/holdout. The validation set is the one
+scripts/train_baseline.sh makes, so `--baseline` can add a trained
+checkpoint (the shipped one) as one more point, evaluated the same way.
+Writes learning-curve.json, learning-curve.md and learning-curve.png into
+--out: if autonomy is still rising at the largest size, more data would
+still help.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 
-from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig
+from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig, RigConfig
 from drivesim.drivers.policy import PolicyDriver
 from drivesim.evaluate import EvalConfig, evaluate
 from drivesim.generate import generate
@@ -35,38 +40,57 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6, help="epochs for sizes large enough to reach --min-steps with them")
     parser.add_argument("--eval-laps", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--tracks", default="tracks/train", help="track folder for the training data, or random (a fresh track per shard)")
+    parser.add_argument("--shard-frames", type=int, default=1000, help="frames per shard; with random tracks, one track and look each")
+    parser.add_argument("--cameras", default="center", help="rig cameras of the training data (left and right add recovery views)")
+    parser.add_argument("--baseline", type=Path, default=None, help="a trained checkpoint folder to add as a point (its frames: --baseline-frames)")
+    parser.add_argument("--baseline-frames", type=int, default=60000, help="training frames of --baseline (the shipped recipe's 60,000)")
     args = parser.parse_args()
+    cameras = tuple(args.cameras.split(","))
 
     val = args.out / "val"
-    generate(GenerateConfig(frames=2000, seed=args.seed + 1000, tracks="tracks/val", randomization=RandomizationConfig.preset("full"), noise=NoiseConfig(steering_std=0.1)), val, progress=False)
+    generate(GenerateConfig(frames=3000, seed=2, tracks="tracks/val", randomization=RandomizationConfig.preset("full"), noise=NoiseConfig(steering_std=0.1)), val, progress=False)
     rows = []
+
+    def closed_loop(model_dir: Path, name: str) -> dict:
+        overall = evaluate(PolicyDriver(model_dir), EvalConfig(tracks="tracks/holdout", laps=args.eval_laps), name=name, workers=os.cpu_count() or 1).overall
+        return {"autonomy_pct": overall["autonomy_pct"], "interventions_per_km": overall["interventions_per_km"], "clean_lap_share": overall["clean_lap_share"]}
+
     for size in sorted(args.sizes):
         data = args.out / f"train-{size}"
-        generate(GenerateConfig(frames=size, seed=args.seed, tracks="tracks/train", randomization=RandomizationConfig.preset("full"), noise=NoiseConfig(steering_std=0.1)), data, progress=False)
+        spec = GenerateConfig(
+            frames=size,
+            seed=args.seed,
+            tracks=args.tracks,
+            shard_frames=args.shard_frames,
+            rig=RigConfig(cameras=cameras),
+            randomization=RandomizationConfig.preset("full"),
+            noise=NoiseConfig(steering_std=0.1),
+        )
+        generate(spec, data, progress=False)
         batch = 64
-        epochs = max(args.epochs, math.ceil(args.min_steps * batch / size))
+        epochs = max(args.epochs, math.ceil(args.min_steps * batch / (size * len(cameras))))
         model_dir = args.out / f"model-{size}"
         summary = train(
-            TrainConfig(data=(str(data),), val=(str(val),), out=str(model_dir), model=ModelConfig(args.model), epochs=epochs, batch=batch, seed=0),
+            TrainConfig(data=(str(data),), val=(str(val),), out=str(model_dir), model=ModelConfig(args.model), cameras=cameras, epochs=epochs, batch=batch, seed=0),
             progress=False,
             log=lambda line, size=size: print(f"[{size}] {line}"),
         )
-        evaluation = evaluate(PolicyDriver(model_dir), EvalConfig(tracks="tracks/holdout", laps=args.eval_laps), name=f"{size} frames")
-        overall = evaluation.overall
-        row = {
-            "frames": size,
-            "epochs": epochs,
-            "val_loss": summary["best_val_loss"],
-            "autonomy_pct": overall["autonomy_pct"],
-            "interventions_per_km": overall["interventions_per_km"],
-            "train_seconds": summary["seconds"],
-        }
+        row = {"frames": size, "epochs": epochs, "val_loss": summary["best_val_loss"], **closed_loop(model_dir, f"{size} frames"), "train_seconds": summary["seconds"]}
+        print(json.dumps(row))
+        rows.append(row)
+    if args.baseline is not None:
+        log = json.loads((args.baseline / "train-log.json").read_text())
+        row = {"frames": args.baseline_frames, "epochs": log["config"]["epochs"], "val_loss": log["best_val_loss"], **closed_loop(args.baseline, str(args.baseline)), "train_seconds": log["seconds"]}
         print(json.dumps(row))
         rows.append(row)
 
     (args.out / "learning-curve.json").write_text(json.dumps(rows, indent=1) + "\n")
-    lines = ["| training frames | epochs | val loss | autonomy % | interventions/km | training time [s] |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['frames']} | {r['epochs']} | {r['val_loss']:.5f} | {r['autonomy_pct']:.2f} | {r['interventions_per_km']:.2f} | {r['train_seconds']:.0f} |" for r in rows]
+    lines = ["| training frames | epochs | val loss | autonomy % | interventions/km | clean laps | training time [s] |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        f"| {r['frames']} | {r['epochs']} | {r['val_loss']:.5f} | {r['autonomy_pct']:.2f} | {r['interventions_per_km']:.2f} | {r['clean_lap_share']:.0%} | {r['train_seconds']:.0f} |"
+        for r in rows
+    ]
     (args.out / "learning-curve.md").write_text("\n".join(lines) + "\n")
     plot(rows, args.out / "learning-curve.png")
     print("\n".join(lines))
