@@ -101,6 +101,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     frames = [r["frames"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=90)
@@ -112,6 +113,8 @@ def plot(rows: list[dict], path: Path) -> None:
     right.set_yscale("log")
     for ax in (left, right):
         ax.set_xscale("log")
+        ax.set_xticks(frames, [f"{f:,}" for f in frames])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # 3x10^3, 4x10^3, ... would overprint
         ax.set_xlabel("training frames")
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
