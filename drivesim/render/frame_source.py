@@ -45,9 +45,8 @@ class RigView:
         return self.rig.intrinsics()
 
     def close(self) -> None:
-        """Drop the per-episode looks cached on the scene. A look refers back to its scene, and
-        such cycles holding tens of MB of arrays wait for a rare full garbage collection; a
-        worker that makes shard after shard would otherwise grow by a scene per shard."""
+        """Drop the per-episode looks cached on the scene now (a few MB each), for a caller that
+        keeps the view; dropping the view frees the scene and its looks as well."""
         self.scene.cache.clear()
 
     def camera_shapes(self) -> dict[str, tuple[int, int]]:

@@ -20,6 +20,7 @@ colour here, once, rather than to every frame.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import cv2
@@ -72,7 +73,9 @@ class Look:
     """A `Scene` in one `Appearance`: everything a frame of this episode needs besides the camera."""
 
     def __init__(self, scene: Scene, appearance: Appearance, filtered: bool = True) -> None:
-        self.scene = scene
+        # Weak: the scene caches its looks, and a look holding its scene back would make a cycle of
+        # tens of MB that only a full garbage collection frees (a worker would grow by a scene a shard).
+        self._scene = weakref.ref(scene)
         self.appearance = appearance
         self.filtered = filtered
         """Distance filtering on; off only to show what it prevents (shimmer and moire)."""
@@ -96,6 +99,14 @@ class Look:
         self.sprites = SpriteCache([cv2.LUT(sprite.rgba8, lut) for sprite in scene.billboards.sprites], self.haze_rgb)
         self.cameras: dict[Any, Any] = {}
         """Per-camera precomputation (see view.CameraSetup), keyed by image size and pose."""
+
+    @property
+    def scene(self) -> Scene:
+        """The scene this look is of; whoever renders a look holds its scene."""
+        scene = self._scene()
+        if scene is None:
+            raise ReferenceError("this Look's Scene no longer exists; keep the scene while rendering its looks")
+        return scene
 
     def nbytes(self) -> int:
         """Memory held by this look's arrays [bytes]."""

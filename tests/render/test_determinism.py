@@ -46,3 +46,27 @@ def test_sensor_noise_follows_the_rng_state(one_lane_scene):
     frame_c = rig.render(one_lane_scene, car, quiet, rng)["center"]
     frame_d = rig.render(one_lane_scene, car, quiet, rng)["center"]
     assert frame_c.tobytes() == frame_d.tobytes()
+
+
+def test_a_dropped_scene_is_freed_at_once_with_its_looks():
+    # Scenes are tens of MB and a generation worker builds one per shard: dropping the last reference
+    # must free it by reference counting, not wait for a full garbage collection (cached looks must not
+    # point back at their scene).
+    import gc
+    import weakref
+
+    from drivesim.config import TrackConfig
+    from drivesim.track import generate_track
+
+    scene = build_scene(generate_track(3, TrackConfig(length=400.0)))
+    rig = CameraRig(RigConfig(cameras=("center", "left")))
+    for seed in range(2):
+        rig.render(scene, CarState(*scene.track.centreline[0], 0.0, 10.0), sample_appearance(RandomizationConfig.preset("full"), np.random.default_rng(seed)), np.random.default_rng(0))
+    assert len(scene.cache) >= 2
+    freed = weakref.ref(scene)
+    gc.disable()
+    try:
+        del scene
+        assert freed() is None
+    finally:
+        gc.enable()
