@@ -197,7 +197,7 @@ def eval_command(
     report: Path | None = typer.Option(None, "--report", help="Folder for metrics.json, metrics.md and pictures."),
     interventions: bool = typer.Option(True, "--interventions/--no-interventions", help="Expert takeover; without it each track ends at the first crash (distance to first failure)."),
     reference: bool = typer.Option(True, "--reference/--no-reference", help="Also evaluate the expert the same way, as the reference row."),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes sharing the runs, each driving its share in lock-step [default: all cores]; the same value gives the same result."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes sharing the runs, each driving its share in lock-step [default: all cores]; the same value on the same machine gives the same result."),
 ) -> None:
     """Closed-loop evaluation: the network drives, the expert watches and takes over when needed."""
     from drivesim.config import InterventionConfig, RandomizationConfig
@@ -378,7 +378,8 @@ def main() -> None:
         typer.echo(f"drivesim: error: {_user_message(error)}", err=True)
         sys.exit(2)
     except OSError as error:  # unreadable/unwritable paths given by the user
-        typer.echo(f"drivesim: error: {error.filename or ''}: {error.strerror or error}", err=True)
+        where = f"{error.filename}: " if error.filename else ""
+        typer.echo(f"drivesim: error: {where}{error.strerror or _user_message(error)}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("drivesim: interrupted", err=True)

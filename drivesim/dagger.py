@@ -112,7 +112,7 @@ def _evaluate(config: DaggerConfig, model: Path, folder: Path, log: Callable[[st
 
     cached = folder / "metrics.json"
     if cached.exists():
-        return json.loads(cached.read_text())[str(model)]["overall"]
+        return next(iter(json.loads(cached.read_text()).values()))["overall"]  # its one evaluation, however --out was spelled
     evaluation: Evaluation = evaluate(
         PolicyDriver(model), EvalConfig(tracks=config.eval_tracks, laps=config.eval_laps, seed=config.seed), name=str(model), workers=config.workers or os.cpu_count() or 1
     )
@@ -128,13 +128,15 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
     load_tracks(config.eval_tracks)
     if config.tracks != "random":
         load_tracks(config.tracks)
-    out = Path(config.out)
+    out = Path(config.out).resolve()  # stages name each other by path: the same whatever way --out is spelled
     settings = json.loads(json.dumps(to_dict(config)))
     saved = out / "dagger-config.json"
     if saved.exists():
-        # A re-run resumes; the processes used do not change what is made.
+        # A re-run resumes. The folder may be spelled another way; the process count does not change the data
+        # made, and an evaluation already made is kept as it was (with another count a network's outputs could
+        # differ in their last bits).
         before = json.loads(saved.read_text())
-        changed = sorted(k for k in settings.keys() | before.keys() if k != "workers" and settings.get(k) != before.get(k))
+        changed = sorted(k for k in settings.keys() | before.keys() if k not in ("out", "workers") and settings.get(k) != before.get(k))
         if changed:
             raise DaggerError(f"{out} holds an experiment with other settings ({', '.join(changed)}); re-run it as it was, or use another --out")
     (out / "data").mkdir(parents=True, exist_ok=True)

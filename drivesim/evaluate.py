@@ -20,6 +20,7 @@ import queue
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from drivesim.errors import DrivesimError
 from drivesim.loop import Episode, run_batched
 from drivesim.metrics import TRACE_COLUMNS, Trace, closed_loop_metrics, combine, lap_flags
 from drivesim.record import ShardInfo, ShardWriter, shard_name, write_manifest
+from drivesim.record.schema import TMP_SUFFIX
 from drivesim.render.frame_source import RigView
 from drivesim.sim import Controls, World
 from drivesim.track import Track, load_tracks
@@ -264,9 +266,10 @@ def evaluate(
         else:
             driven = _drive_in_processes(driver, config, [[runs[r] for r in group] for group in groups], record, attrs_config, bar)
     except BaseException:
-        if record is not None:  # other processes' finished shards of a run that failed are no recording
+        if record is not None:  # a failed run is no recording: drop its finished shards, and what a killed process left
             for episode, _, _ in runs:
                 Path(record, shard_name(episode)).unlink(missing_ok=True)
+                Path(record, shard_name(episode) + TMP_SUFFIX).unlink(missing_ok=True)
         raise
     finally:
         bar.close()
@@ -281,16 +284,19 @@ def evaluate(
         trace = result.trace
         track_runs.append(TrackRun(track, trace, closed_loop_metrics(trace, dt, evaluated, laps=lap_flags(trace, track.length)), look, config.looks))
     overall = combine([r.metrics for r in track_runs], [r.trace for r in track_runs], dt, evaluated)
-    return Evaluation(name, track_runs, overall, attrs_config)
+    # How it ran, kept with the results: a network's outputs differ in their last bits with batch and threads.
+    return Evaluation(name, track_runs, overall, {**attrs_config, "processes": len(groups)})
 
 
 # ---------------------------------------------------------------- worker processes
 _progress_queue: Any = None
+_stop: Any = None
+"""Set by the parent when one process failed, so the others stop too instead of driving their share out."""
 
 
-def _init_worker(progress_queue: Any, threads: int) -> None:
-    global _progress_queue
-    _progress_queue = progress_queue
+def _init_worker(progress_queue: Any, stop: Any, threads: int) -> None:
+    global _progress_queue, _stop
+    _progress_queue, _stop = progress_queue, stop
     import cv2
 
     cv2.setNumThreads(1)
@@ -306,6 +312,8 @@ def _drive_in_worker(driver: Any, config: EvalConfig, runs: list[tuple[int, int,
     pending = [0]
 
     def report(frames: int) -> None:
+        if _stop.is_set():
+            raise EvaluationError("stopped: another evaluation process failed")
         pending[0] += frames
         if pending[0] >= 200:  # a queue message per lock-step round would cost more than it tells
             _progress_queue.put(pending[0])
@@ -318,10 +326,10 @@ def _drive_in_worker(driver: Any, config: EvalConfig, runs: list[tuple[int, int,
 
 def _drive_in_processes(driver: Any, config: EvalConfig, groups: list[list[tuple[int, int, int]]], record: Path | None, attrs_config: dict[str, Any], bar: Any) -> list[_Driven]:
     context = multiprocessing.get_context("spawn")
-    progress_queue = context.Queue()
+    progress_queue, stop = context.Queue(), context.Event()
     threads = max(1, (os.cpu_count() or 1) // len(groups))
     driven: list[_Driven] = []
-    with ProcessPoolExecutor(max_workers=len(groups), mp_context=context, initializer=_init_worker, initargs=(progress_queue, threads)) as executor:
+    with ProcessPoolExecutor(max_workers=len(groups), mp_context=context, initializer=_init_worker, initargs=(progress_queue, stop, threads)) as executor:
         pending = {executor.submit(_drive_in_worker, driver, config, group, record, attrs_config) for group in groups}
         try:
             while pending:
@@ -329,9 +337,11 @@ def _drive_in_processes(driver: Any, config: EvalConfig, groups: list[list[tuple
                 _drain(progress_queue, bar)
                 for future in finished:
                     driven.extend(future.result())
+        except BrokenProcessPool:
+            stop.set()
+            raise EvaluationError("an evaluation process died (out of memory?); try fewer --workers") from None
         except BaseException:
-            for future in pending:
-                future.cancel()
+            stop.set()  # the others abort their shards and return at their next step
             raise
         _drain(progress_queue, bar)
     return driven

@@ -286,6 +286,8 @@ def cmd_closedloop(args: argparse.Namespace) -> None:
             policy.predict(images)
         return rounds * tracks / (time.perf_counter() - start)
 
+    if args.repeats < 1:
+        sys.exit("--repeats must be at least 1")
     # This machine's speed drifts by tens of percent over minutes, so loop and replay alternate and
     # the best of each counts.
     loop_seconds, network_seconds = np.inf, np.inf
@@ -298,7 +300,7 @@ def cmd_closedloop(args: argparse.Namespace) -> None:
     loop_rate, network_rate = frames / loop_seconds, policy_frames / network_seconds
     print(f"closed-loop benchmark: {args.model}, {tracks} tracks in lock-step, {args.laps:g} laps each, {cores} torch threads, best of {args.repeats}")
     print(f"  closed loop (render + network + expert labels + physics): {loop_rate:6.0f} frames/s over {frames} frames")
-    print(f"  network alone on the loop's {len(sizes)} batches (mean size {policy_frames / len(sizes):.1f}):  {network_rate:6.0f} frames/s")
+    print(f"  network alone on the loop's {len(sizes)} batches ({policy_frames} frames, mean batch {policy_frames / len(sizes):.1f}): {network_rate:6.0f} frames/s")
     print(f"  ratio: {loop_rate / network_rate:.2f}")
     print(f"  (network alone on full batches of {tracks}: {fixed_batch_rate(cores):.0f} frames/s; one thread: {fixed_batch_rate(1):.0f})")
     # Where the rest goes: the loop runs the network and the simulator one after the other on the same cores.
@@ -310,7 +312,8 @@ def cmd_closedloop(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         shared = evaluate(policy, config, name="bench", workers=cores).overall["frames"]
         rate = shared / (time.perf_counter() - start)
-        print(f"  eval with the tracks shared out to {cores} processes (one torch thread each): {rate:6.0f} frames/s = {rate / loop_rate:.2f}x the single lock-step loop")
+        processes = min(cores, tracks)
+        print(f"  eval with the tracks shared out to {processes} processes ({cores // processes} torch thread(s) each): {rate:6.0f} frames/s = {rate / loop_rate:.2f}x the single lock-step loop")
 
 
 def build_parser() -> argparse.ArgumentParser:

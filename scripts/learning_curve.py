@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--min-steps", type=int, default=1200, help="fewest optimisation steps of any training run")
     parser.add_argument("--epochs", type=int, default=6, help="epochs for sizes large enough to reach --min-steps with them")
     parser.add_argument("--eval-laps", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1, help="seeds the training data (the validation set is fixed: train_baseline.sh's)")
     parser.add_argument("--tracks", default="tracks/train", help="track folder for the training data, or random (a fresh track per shard)")
     parser.add_argument("--shard-frames", type=int, default=1000, help="frames per shard; with random tracks, one track and look each")
     parser.add_argument("--cameras", default="center", help="rig cameras of the training data (left and right add recovery views)")

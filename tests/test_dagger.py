@@ -40,10 +40,11 @@ def test_dagger_runs_collects_policy_frames_and_resumes(repo_root, tmp_path):
     assert policy.any()
     assert not np.allclose(labels[policy], applied[policy])  # the network steers; the expert's label is kept beside it
 
-    # Re-running the same command keeps every finished stage.
+    # Re-running the same command keeps every finished stage, also with --out spelled another way.
     model = out / "models" / "dagger-1" / "model.safetensors"
     before = model.stat().st_mtime_ns
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    relative = [("dagger" if arg == str(out) else arg) for arg in command]
+    again = subprocess.run(relative, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert model.stat().st_mtime_ns == before
     assert json.loads((out / "dagger.json").read_text())["rows"] == rows

@@ -188,3 +188,50 @@ def test_split_runs_balances_expected_frames():
     assert loads == [950, 1000]
     assert split_runs([10, 20], 8) == [[1], [0]]  # never more processes than runs
     assert split_runs([10], 1) == [[0]]
+
+
+class FailsOnTrack:
+    """Drives straight on; on `track` after a few steps it raises, or with `die` its process exits at once."""
+
+    kind = DriverKind.POLICY
+
+    def __init__(self, track, die=False):
+        self.track, self.die = track, die
+
+    def reset(self, world):
+        pass
+
+    def act_batch(self, worlds, frames):
+        if any(w.track.name == self.track and w.steps > 5 for w in worlds):
+            if self.die:
+                import os
+
+                os._exit(1)  # as an out-of-memory kill would
+            raise RuntimeError("network failed")
+        return [Controls(0.0, 0.3) for _ in worlds]
+
+
+@pytest.fixture()
+def two_tracks(repo_root, tmp_path):
+    import shutil
+
+    folder = tmp_path / "tracks"
+    folder.mkdir()
+    for name in ("val-000", "val-001"):
+        shutil.copy(repo_root / "tracks" / "val" / f"{name}.json", folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("die", [False, True])
+def test_a_failing_process_stops_the_others_and_leaves_no_recording(two_tracks, tmp_path, die):
+    import time
+
+    from drivesim.evaluate import EvaluationError
+
+    # The other process has 20 laps to drive: if it were left to finish, this would take minutes.
+    config = EvalConfig(tracks=two_tracks, laps=20.0, randomization=RandomizationConfig.preset("none"))
+    start = time.perf_counter()
+    with pytest.raises(EvaluationError if die else RuntimeError, match="process died" if die else "network failed"):
+        evaluate(FailsOnTrack("val-000", die), config, record=tmp_path / "rec", workers=2)
+    assert time.perf_counter() - start < 40
+    assert list((tmp_path / "rec").iterdir()) == []  # no shard, no .tmp: the same --record can be used again

@@ -94,10 +94,10 @@ def load_track(path: Path | str) -> Track:
 def load_tracks(source: Path | str) -> list[Track]:
     """All tracks in a folder (sorted by file name), or the one track in a file.
 
-    A relative path that does not exist here is also looked up in the source checkout, so the
+    A relative tracks/... path that does not exist here is taken from the source checkout, so the
     bundled sets (tracks/train, tracks/val, tracks/holdout) are found from any working folder."""
     source = Path(source)
-    if not source.exists() and not source.is_absolute() and (CHECKOUT / source).exists():
+    if not source.exists() and source.parts[:1] == ("tracks",) and (CHECKOUT / source).exists():
         source = CHECKOUT / source
     if source.is_dir():
         files = sorted(source.glob("*.json"))
