@@ -16,10 +16,9 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import queue
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from drivesim.drivers.base import Driver, DriverKind
 from drivesim.errors import DrivesimError
 from drivesim.loop import Episode, run_batched
 from drivesim.metrics import TRACE_COLUMNS, Trace, closed_loop_metrics, combine, lap_flags
+from drivesim.processes import wait_with_progress
 from drivesim.record import ShardInfo, ShardWriter, shard_name, write_manifest
 from drivesim.record.schema import TMP_SUFFIX
 from drivesim.render.frame_source import RigView
@@ -330,26 +330,14 @@ def _drive_in_processes(driver: Any, config: EvalConfig, groups: list[list[tuple
     threads = max(1, (os.cpu_count() or 1) // len(groups))
     driven: list[_Driven] = []
     with ProcessPoolExecutor(max_workers=len(groups), mp_context=context, initializer=_init_worker, initargs=(progress_queue, stop, threads)) as executor:
-        pending = {executor.submit(_drive_in_worker, driver, config, group, record, attrs_config) for group in groups}
+        futures = [executor.submit(_drive_in_worker, driver, config, group, record, attrs_config) for group in groups]
         try:
-            while pending:
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(progress_queue, bar)
-                for future in finished:
-                    driven.extend(future.result())
+            wait_with_progress(futures, progress_queue, bar, lambda future: driven.extend(future.result()))
         except BrokenProcessPool:
             stop.set()
             raise EvaluationError("an evaluation process died (out of memory?); try fewer --workers") from None
         except BaseException:
             stop.set()  # the others abort their shards and return at their next step
             raise
-        _drain(progress_queue, bar)
     return driven
 
-
-def _drain(progress_queue: Any, bar: Any) -> None:
-    while True:
-        try:
-            bar.update(progress_queue.get_nowait())
-        except queue.Empty:
-            return

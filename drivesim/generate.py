@@ -14,10 +14,9 @@ import json
 import math
 import multiprocessing
 import os
-import queue
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from drivesim.config import EpisodeConfig, GenerateConfig, to_dict
 from drivesim.drivers import ExpertDriver, NoisyDriver
 from drivesim.errors import DrivesimError
 from drivesim.loop import run_episode
+from drivesim.processes import wait_with_progress
 from drivesim.record import (
     RecordingError,
     ShardInfo,
@@ -278,27 +278,12 @@ def _run_pool(todo: list[ShardJob], config: GenerateConfig, folder: Path, worker
     results: dict[int, ShardInfo] = {}
     with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context, initializer=_init_worker, initargs=(progress_queue,)) as executor:
         futures: dict[Future, ShardJob] = {executor.submit(_worker_write_shard, job, config, folder, background_write): job for job in todo}
-        pending = set(futures)
-        try:
-            while pending:
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(progress_queue, bar)
-                for future in finished:
-                    results[futures[future].index] = future.result()
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
-        _drain(progress_queue, bar)
+
+        def keep(future: Future) -> None:
+            results[futures[future].index] = future.result()
+
+        wait_with_progress(futures, progress_queue, bar, keep)
     return results
-
-
-def _drain(progress_queue: Any, bar: Any) -> None:
-    while True:
-        try:
-            bar.update(progress_queue.get_nowait())
-        except queue.Empty:
-            return
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:

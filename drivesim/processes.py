@@ -1,0 +1,40 @@
+"""Waiting on worker processes while their progress reaches the parent's progress bar.
+
+`generate` and `evaluate` both hand work to a spawned process pool; the workers
+put frame counts on a queue, and the parent moves them onto its tqdm bar while
+it waits. This is that waiting loop, once.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Any
+
+
+def wait_with_progress(futures: Iterable[Future], progress_queue: Any, bar: Any, on_result: Callable[[Future], None]) -> None:
+    """Wait for every future, calling `on_result` on each as it finishes and moving the counts on
+    `progress_queue` onto `bar`. A failed future's error (or an interrupt) cancels the ones not yet
+    started and is raised; those already running are the caller's to stop."""
+    pending = set(futures)
+    try:
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            drain_progress(progress_queue, bar)
+            for future in finished:
+                on_result(future)
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise
+    drain_progress(progress_queue, bar)
+
+
+def drain_progress(progress_queue: Any, bar: Any) -> None:
+    """Move every count waiting on `progress_queue` onto `bar`."""
+    while True:
+        try:
+            bar.update(progress_queue.get_nowait())
+        except queue.Empty:
+            return
