@@ -7,7 +7,6 @@ into one line on stderr and exit status 2; see `drivesim.errors`.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import typer
 
 from drivesim.config import TrackConfig, from_dict, load_json, to_dict
 from drivesim.errors import DrivesimError
+from drivesim.processes import usable_cores
 
 app = typer.Typer(
     help="drivesim: labeled camera/steering data for end-to-end driving networks, and closed-loop tests of them.",
@@ -225,7 +225,7 @@ def eval_command(
 
         driver, name = PolicyDriver(model), model
     progress = sys.stderr.isatty()
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cores()
     results = [evaluate(driver, config, record=record, name=name, progress=progress, workers=workers)]
     if reference and model != "expert":
         results.append(evaluate(ExpertDriver(config.expert), config, name="expert (reference)", progress=progress, workers=workers))

@@ -12,7 +12,6 @@ the table answers: does closed-loop data beat more expert data?
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from drivesim.evaluate import EvalConfig, Evaluation, evaluate
 from drivesim.generate import generate
 from drivesim.learn import AugmentConfig, ModelConfig
 from drivesim.learn.train import TrainConfig, train
+from drivesim.processes import usable_cores
 from drivesim.track import load_tracks
 
 TRACKED_METRICS = ("autonomy_pct", "interventions_per_km", "clean_lap_share", "crashes", "mean_abs_offset_m", "mean_abs_steering_rate")
@@ -114,7 +114,7 @@ def _evaluate(config: DaggerConfig, model: Path, folder: Path, log: Callable[[st
     if cached.exists():
         return next(iter(json.loads(cached.read_text()).values()))["overall"]  # its one evaluation, however --out was spelled
     evaluation: Evaluation = evaluate(
-        PolicyDriver(model), EvalConfig(tracks=config.eval_tracks, laps=config.eval_laps, seed=config.seed), name=str(model), workers=config.workers or os.cpu_count() or 1
+        PolicyDriver(model), EvalConfig(tracks=config.eval_tracks, laps=config.eval_laps, seed=config.seed), name=str(model), workers=config.workers or usable_cores()
     )
     write_report([evaluation], folder)
     overall = evaluation.overall

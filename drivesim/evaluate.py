@@ -42,7 +42,7 @@ from drivesim.drivers.base import Driver, DriverKind
 from drivesim.errors import DrivesimError
 from drivesim.loop import Episode, run_batched
 from drivesim.metrics import TRACE_COLUMNS, Trace, closed_loop_metrics, combine, lap_flags
-from drivesim.processes import wait_with_progress
+from drivesim.processes import usable_cores, wait_with_progress
 from drivesim.record import ShardInfo, ShardWriter, shard_name, write_manifest
 from drivesim.record.schema import TMP_SUFFIX
 from drivesim.render.frame_source import RigView
@@ -327,7 +327,7 @@ def _drive_in_worker(driver: Any, config: EvalConfig, runs: list[tuple[int, int,
 def _drive_in_processes(driver: Any, config: EvalConfig, groups: list[list[tuple[int, int, int]]], record: Path | None, attrs_config: dict[str, Any], bar: Any) -> list[_Driven]:
     context = multiprocessing.get_context("spawn")
     progress_queue, stop = context.Queue(), context.Event()
-    threads = max(1, (os.cpu_count() or 1) // len(groups))
+    threads = max(1, usable_cores() // len(groups))
     driven: list[_Driven] = []
     with ProcessPoolExecutor(max_workers=len(groups), mp_context=context, initializer=_init_worker, initargs=(progress_queue, stop, threads)) as executor:
         futures = [executor.submit(_drive_in_worker, driver, config, group, record, attrs_config) for group in groups]

@@ -28,7 +28,7 @@ from drivesim.config import EpisodeConfig, GenerateConfig, to_dict
 from drivesim.drivers import ExpertDriver, NoisyDriver
 from drivesim.errors import DrivesimError
 from drivesim.loop import run_episode
-from drivesim.processes import wait_with_progress
+from drivesim.processes import usable_cores, wait_with_progress
 from drivesim.record import (
     RecordingError,
     ShardInfo,
@@ -245,7 +245,7 @@ def generate(
     `background_write` (see `write_shard`) defaults to on when fewer workers than cores run.
     """
     folder = Path(folder)
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cores()
     if workers < 1:
         raise GenerateError("--workers must be at least 1")
     pool = load_tracks(config.tracks) if config.tracks != "random" else None
@@ -257,7 +257,7 @@ def generate(
     bar = _progress_bar(config.frames, sum(i.frames for i in kept.values()), progress)
     # A compression thread per worker pays only while there are spare cores; it never changes the bytes.
     if background_write is None:
-        background_write = min(workers, len(todo)) < (os.cpu_count() or 1)
+        background_write = min(workers, len(todo)) < usable_cores()
     try:
         if workers == 1 or len(todo) <= 1:
             for job in todo:

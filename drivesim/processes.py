@@ -1,4 +1,4 @@
-"""Waiting on worker processes while their progress reaches the parent's progress bar.
+"""Worker processes: how many cores there are for them, and waiting on them while their progress reaches the parent's bar.
 
 `generate` and `evaluate` both hand work to a spawned process pool; the workers
 put frame counts on a queue, and the parent moves them onto its tqdm bar while
@@ -7,10 +7,19 @@ it waits. This is that waiting loop, once.
 
 from __future__ import annotations
 
+import os
 import queue
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which a container's cpuset narrows), not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def wait_with_progress(futures: Iterable[Future], progress_queue: Any, bar: Any, on_result: Callable[[Future], None]) -> None:

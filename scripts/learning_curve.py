@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 from pathlib import Path
 
 from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig, RigConfig
@@ -29,6 +28,7 @@ from drivesim.evaluate import EvalConfig, evaluate
 from drivesim.generate import generate
 from drivesim.learn import ModelConfig
 from drivesim.learn.train import TrainConfig, train
+from drivesim.processes import usable_cores
 
 
 def main() -> None:
@@ -53,7 +53,7 @@ def main() -> None:
     rows = []
 
     def closed_loop(model_dir: Path, name: str) -> dict:
-        overall = evaluate(PolicyDriver(model_dir), EvalConfig(tracks="tracks/holdout", laps=args.eval_laps), name=name, workers=os.cpu_count() or 1).overall
+        overall = evaluate(PolicyDriver(model_dir), EvalConfig(tracks="tracks/holdout", laps=args.eval_laps), name=name, workers=usable_cores()).overall
         return {"autonomy_pct": overall["autonomy_pct"], "interventions_per_km": overall["interventions_per_km"], "clean_lap_share": overall["clean_lap_share"]}
 
     for size in sorted(args.sizes):
