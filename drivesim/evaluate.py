@@ -300,10 +300,9 @@ def _init_worker(progress_queue: Any, stop: Any, threads: int) -> None:
     import cv2
 
     cv2.setNumThreads(1)
-    # Before torch is imported (unpickling the driver imports it): every process's threads share the cores.
+    # Every process's threads share the cores. Torch is not imported yet in a spawned process; unpickling
+    # a network driver imports it, and `_drive_in_worker` then sets its threads from here.
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
 
 
 def _drive_in_worker(driver: Any, config: EvalConfig, runs: list[tuple[int, int, int]], record: Path | None, attrs_config: dict[str, Any]) -> list[_Driven]:
