@@ -1,5 +1,8 @@
+import shutil
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import cv2
 
@@ -55,3 +58,32 @@ def test_bundled_tracks_are_found_from_any_folder(tmp_path):
     result = run_cli("tracks", "preview", "tracks/val", "--out", tmp_path / "val.png", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "(5 track(s))" in result.stdout
+
+
+def test_wheel_ships_the_bundled_tracks(tmp_path):
+    # A plain (non-editable) install has no checkout beside it: the track sets must be package data.
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    shutil.copytree(root / "tracks", source / "tracks")
+    shutil.copytree(root / "drivesim", source / "drivesim", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    build = [sys.executable, "-c", "import sys; from setuptools import build_meta; print(build_meta.build_wheel(sys.argv[1]))", str(tmp_path / "dist")]
+    built = subprocess.run(build, capture_output=True, text=True, cwd=source, timeout=120)
+    assert built.returncode == 0, built.stderr
+    site = tmp_path / "site"
+    with zipfile.ZipFile(tmp_path / "dist" / built.stdout.split()[-1]) as wheel:
+        wheel.extractall(site)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import drivesim; from drivesim.track import load_tracks; "
+        "print(drivesim.__file__); print(*(len(load_tracks(f'tracks/{s}')) for s in ('train', 'val', 'holdout')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, cwd=elsewhere, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr
+    module, counts = loaded.stdout.splitlines()
+    assert module.startswith(str(site))
+    assert counts.split() == [str(len(list((root / "tracks" / s).glob("*.json")))) for s in ("train", "val", "holdout")]

@@ -20,8 +20,8 @@ from drivesim.track.geometry import Track, TrackError
 
 TRACK_FORMAT_VERSION = 1
 
-CHECKOUT = Path(__file__).resolve().parents[2]
-"""The source checkout drivesim runs from (editable install); its tracks/ holds the bundled sets."""
+BUNDLED_TRACKS = Path(__file__).resolve().parents[1] / "tracks"
+"""The bundled track sets (train/, val/, holdout/), shipped as package data; in a checkout, a link to tracks/."""
 
 
 def track_to_json(track: Track) -> dict[str, Any]:
@@ -94,11 +94,14 @@ def load_track(path: Path | str) -> Track:
 def load_tracks(source: Path | str) -> list[Track]:
     """All tracks in a folder (sorted by file name), or the one track in a file.
 
-    A relative tracks/... path that does not exist here is taken from the source checkout, so the
-    bundled sets (tracks/train, tracks/val, tracks/holdout) are found from any working folder."""
+    A relative tracks/... path that does not exist here is taken from the bundled sets
+    (tracks/train, tracks/val, tracks/holdout), so they are found from any working folder and
+    after a non-editable install."""
     source = Path(source)
-    if not source.exists() and source.parts[:1] == ("tracks",) and (CHECKOUT / source).exists():
-        source = CHECKOUT / source
+    if not source.exists() and source.parts[:1] == ("tracks",):
+        bundled = BUNDLED_TRACKS.joinpath(*source.parts[1:])
+        if bundled.exists():
+            source = bundled
     if source.is_dir():
         files = sorted(source.glob("*.json"))
         if not files:
