@@ -155,7 +155,8 @@ from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig
 from drivesim.generate import generate
 frames = int(sys.argv[1])
 config = GenerateConfig(frames=frames, shard_frames=1000, seed=7, tracks=sys.argv[3], randomization=RandomizationConfig.preset(sys.argv[2]), noise=NoiseConfig(steering_std=0.1))
-generate(config, tempfile.mkdtemp(prefix="bench-memory-"), workers=1, progress=False)
+with tempfile.TemporaryDirectory(prefix="bench-memory-") as folder:  # 50k frames are gigabytes: never left behind
+    generate(config, folder + "/rec", workers=1, progress=False)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
@@ -187,17 +188,25 @@ def cmd_memory(args: argparse.Namespace) -> None:
 
 
 def cmd_loader(args: argparse.Namespace) -> None:
+    import shutil
     import tempfile
 
+    made = tempfile.mkdtemp(prefix="bench-loader-") if args.recording is None else None
+    try:
+        _loader_rates(args, args.recording or made + "/rec", generate_first=made is not None)
+    finally:
+        if made:  # the recording this benchmark made for itself
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def _loader_rates(args: argparse.Namespace, recording: str, generate_first: bool) -> None:
     import torch
 
     from drivesim.learn import AugmentConfig, ModelConfig, Preprocessing, build_model
     from drivesim.learn.train import TrainingFrames
     from drivesim.record import RecordingDataset
 
-    recording = args.recording
-    if recording is None:
-        recording = tempfile.mkdtemp(prefix="bench-loader-") + "/rec"
+    if generate_first:
         from drivesim.config import GenerateConfig
         from drivesim.generate import generate
 
