@@ -77,7 +77,7 @@ def tracks_preview(
 def generate_command(
     out: Path = typer.Option(..., "--out", help="Recording folder to write (shards + manifest.json)."),
     frames: int | None = typer.Option(None, "--frames", min=1, help="Frames in the recording [default 10000]."),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes [default: all cores]."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes [default: the cores this process may use, CPU quota included]."),
     tracks: str | None = typer.Option(None, "--tracks", help="random (a fresh procedural track per shard) or a track folder/file, e.g. tracks/train [default random]."),
     seed: int | None = typer.Option(None, "--seed", help="Run seed: the same seed and options give the same bytes [default 0]."),
     cameras: str | None = typer.Option(None, "--cameras", help="center, or center,left,right (PilotNet's recovery cameras) [default center]."),
@@ -197,7 +197,7 @@ def eval_command(
     report: Path | None = typer.Option(None, "--report", help="Folder for metrics.json, metrics.md and pictures."),
     interventions: bool = typer.Option(True, "--interventions/--no-interventions", help="Expert takeover; without it each track ends at the first crash (distance to first failure)."),
     reference: bool = typer.Option(True, "--reference/--no-reference", help="Also evaluate the expert the same way, as the reference row."),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes sharing the runs, each driving its share in lock-step [default: all cores]; the same value on the same machine gives the same result."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes sharing the runs, each driving its share in lock-step [default: the cores this process may use, CPU quota included]; the same value on the same machine gives the same result."),
 ) -> None:
     """Closed-loop evaluation: the network drives, the expert watches and takes over when needed."""
     from drivesim.config import InterventionConfig, RandomizationConfig
@@ -247,7 +247,7 @@ def dagger_command(
     epochs: int = typer.Option(6, "--epochs", min=1, help="Epochs of each training run."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also train behavioural-cloning baselines on the same total frames."),
     seed: int = typer.Option(0, "--seed", help="Seeds data, training and evaluation."),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes for data generation and evaluation [default: all cores]."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes for data generation and evaluation [default: the cores this process may use, CPU quota included]."),
 ) -> None:
     """DAgger with expert takeover: the network drives, its failures and the expert's recoveries become training data.
 

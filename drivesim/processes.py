@@ -1,4 +1,4 @@
-"""Worker processes: how many cores there are for them, and waiting on them while their progress reaches the parent's bar.
+"""Worker processes: how many cores there are for them (CPU affinity and a container's CPU quota), and waiting on them while their progress reaches the parent's bar.
 
 `generate` and `evaluate` both hand work to a spawned process pool; the workers
 put frame counts on a queue, and the parent moves them onto its tqdm bar while
@@ -7,19 +7,68 @@ it waits. This is that waiting loop, once.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from pathlib import Path
 from typing import Any
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+"""Where the cgroup file systems are mounted (v2 at the root, or v1 per controller)."""
 
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which a container's cpuset narrows), not the host's count."""
+
+def usable_cores(cgroup_root: Path = CGROUP_ROOT, cgroup_list: Path = Path("/proc/self/cgroup")) -> int:
+    """Cores this process may keep busy: its CPU affinity (which a container's cpuset narrows), further
+    limited by a CFS CPU quota (`docker --cpus`, a Kubernetes CPU limit), rounded up; not the host's count."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+    quota = cpu_quota(cgroup_root, cgroup_list)
+    return max(1, min(cores, math.ceil(quota))) if quota is not None else cores
+
+
+def cpu_quota(cgroup_root: Path = CGROUP_ROOT, cgroup_list: Path = Path("/proc/self/cgroup")) -> float | None:
+    """CPUs' worth of time the CFS quotas on this process's cgroup and its ancestors allow (the tightest),
+    or None when none is set or the cgroup files cannot be read.
+
+    cgroup v2 keeps "quota period" (or "max period") in cpu.max; v1 keeps cpu.cfs_quota_us (-1: none)
+    and cpu.cfs_period_us under the cpu controller's mount."""
+    try:
+        lines = cgroup_list.read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: one unified hierarchy
+            files = [(folder / "cpu.max", None) for folder in _up_to_root(cgroup_root, path)]
+        elif "cpu" in controllers.split(","):
+            mount = next((cgroup_root / name for name in (controllers, "cpu", "cpu,cpuacct") if (cgroup_root / name).is_dir()), None)
+            if mount is None:
+                continue
+            files = [(folder / "cpu.cfs_quota_us", folder / "cpu.cfs_period_us") for folder in _up_to_root(mount, path)]
+        else:
+            continue
+        for quota_file, period_file in files:
+            try:
+                if period_file is None:
+                    quota, period = quota_file.read_text().split()[:2]
+                else:
+                    quota, period = quota_file.read_text().strip(), period_file.read_text().strip()
+                if quota not in ("max", "-1") and float(period) > 0:
+                    limits.append(float(quota) / float(period))
+            except (OSError, ValueError):
+                continue
+    return min(limits) if limits else None
+
+
+def _up_to_root(mount: Path, path: str) -> list[Path]:
+    """The cgroup folder of `path` under `mount` and each of its parents up to the mount itself."""
+    parts = [part for part in path.split("/") if part]
+    return [mount.joinpath(*parts[:depth]) for depth in range(len(parts), -1, -1)]
 
 
 def wait_with_progress(futures: Iterable[Future], progress_queue: Any, bar: Any, on_result: Callable[[Future], None]) -> None:
