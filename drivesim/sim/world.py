@@ -41,6 +41,11 @@ class RoadState:
     """The centre is more than `WorldConfig.crash_margin` beyond the edge, or the car faces the wrong way."""
 
 
+def _half_diagonal(config: CarConfig) -> float:
+    """Distance from the car's centre to each corner of its footprint [m]."""
+    return math.hypot(config.length / 2, config.width / 2)
+
+
 class World:
     """A track, a car on it and the clock. Many worlds may live in one process."""
 
@@ -94,20 +99,21 @@ class World:
 
     def _measure(self) -> RoadState:
         car = self.car
-        corners = footprint(car, self.car_config)
-        xs = np.concatenate([[car.x], corners[:, 0]])
-        ys = np.concatenate([[car.y], corners[:, 1]])
-        projection = self.track.project(xs, ys, car.yaw, near_s=self._last_s)
-        s = float(projection.s[0])
+        s, road_offset, heading_error = self.track.project_near(car.x, car.y, car.yaw, self._last_s)
+        half_width = self.track.width / 2
+        # Distance to the centreline changes by at most the distance moved, so while the centre is more than
+        # the half-diagonal inside the edge no corner can be off the asphalt; only nearer the edge are the
+        # corners projected (from the same stretch of road, so the answer is what projecting them gives).
+        off_road = False
+        if abs(road_offset) + _half_diagonal(self.car_config) + 1e-9 >= half_width:
+            corners = footprint(car, self.car_config)
+            corner_offsets = self.track.project(corners[:, 0], corners[:, 1], near_s=self._last_s).lateral_offset
+            off_road = bool(np.any(np.abs(corner_offsets) > half_width))
         length = self.track.length
         # Progress accumulates the wrapped change in s, so crossing the start
         # line counts as moving forward, not as a jump back by a lap.
         self._progress += (s - self._last_s + length / 2) % length - length / 2
         self._last_s = s
-        road_offset = float(projection.lateral_offset[0])
-        heading_error = float(projection.heading_error[0])
-        half_width = self.track.width / 2
-        off_road = bool(np.any(np.abs(projection.lateral_offset[1:]) > half_width))
         crashed = abs(road_offset) > half_width + self.config.crash_margin or abs(heading_error) > self.config.wrong_way_angle
         return RoadState(
             s=s,

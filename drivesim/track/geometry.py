@@ -8,6 +8,8 @@ point on the asphalt) is answered here, vectorised with numpy.
 
 from __future__ import annotations
 
+import bisect
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -49,6 +51,11 @@ class Pose(NamedTuple):
 def wrap_angle(angle: np.ndarray | float) -> np.ndarray:
     """Wrap angles to (-pi, pi]."""
     return np.pi - np.mod(np.pi - np.asarray(angle, dtype=np.float64), 2 * np.pi)
+
+
+def _wrap(angle: float) -> float:
+    """`wrap_angle` of one float, with the same arithmetic."""
+    return math.pi - (math.pi - angle) % (2 * math.pi)
 
 
 @dataclass(eq=False)
@@ -117,6 +124,11 @@ class Track:
         self._inv_seg_len2 = 1.0 / seg_len**2
         near_steps = int(np.ceil(NEAR_WINDOW / seg_len.min()))
         self._near_offsets = np.arange(-near_steps, near_steps + 1)
+        # Plain lists and 1-D columns for `project_near`, which runs every simulation step.
+        self._s_list = self.s.tolist()
+        self._seg_len_list = seg_len.tolist()
+        self._heading_list = self.heading.tolist()
+        self._columns = tuple(np.ascontiguousarray(a) for a in (points[:, 0], points[:, 1], segment[:, 0], segment[:, 1]))
 
     # ----------------------------------------------------------------- queries
     def project(
@@ -170,6 +182,30 @@ class Track:
             road_heading = self._heading_at_segment(index, t_best)
             heading_error = wrap_angle(np.broadcast_to(np.asarray(yaw, dtype=np.float64), shape).ravel() - road_heading)
         return Projection(s.reshape(shape), offset.reshape(shape), heading_error.reshape(shape))
+
+    def project_near(self, x: float, y: float, yaw: float, near_s: float) -> tuple[float, float, float]:
+        """`project(x, y, yaw, near_s)` of one point as plain floats (s, lateral offset, heading error):
+        the same numbers, bit for bit, for a fraction of the cost of the array version."""
+        n = len(self._s_list)
+        s_near = near_s % self.length
+        centre = bisect.bisect_right(self._s_list, s_near) - 1  # as `_locate`: s is in [0, length)
+        candidates = (centre + self._near_offsets) % n
+        point_x, point_y, seg_x, seg_y = (column.take(candidates) for column in self._columns)
+        rel_x = x - point_x
+        rel_y = y - point_y
+        t = (rel_x * seg_x + rel_y * seg_y) * self._inv_seg_len2.take(candidates)
+        np.clip(t, 0.0, 1.0, out=t)
+        gap_x = rel_x - t * seg_x
+        gap_y = rel_y - t * seg_y
+        dist2 = gap_x * gap_x + gap_y * gap_y
+        best = int(dist2.argmin())
+        index, t_best = int(candidates[best]), float(t[best])
+        s = (self._s_list[index] + t_best * self._seg_len_list[index]) % self.length
+        cross = float(seg_x[best]) * float(rel_y[best]) - float(seg_y[best]) * float(rel_x[best])
+        offset = math.copysign(math.sqrt(float(dist2[best])), cross)
+        heading, heading_next = self._heading_list[index], self._heading_list[(index + 1) % n]
+        road_heading = _wrap(heading + t_best * _wrap(heading_next - heading))
+        return s, offset, _wrap(yaw - road_heading)
 
     def pose_at(self, s: np.ndarray | float, lateral_offset: np.ndarray | float = 0.0) -> Pose:
         """Point at progress `s` [m] (any real; wraps around), shifted left by `lateral_offset` [m]."""

@@ -1,5 +1,8 @@
+import numpy as np
+
 from drivesim.config import TrackConfig
 from drivesim.sim import Controls, World
+from drivesim.sim.car import footprint
 from drivesim.track import generate_track
 
 TRACK = generate_track(4, TrackConfig(length=500, width=8))
@@ -38,3 +41,13 @@ def test_progress_counts_laps_across_the_start_line():
     for _ in range(3):
         road = world.step(Controls(0.0, 0.0))
     assert 1.5 < road.progress < 2.5 and road.s < 2.0
+
+
+def test_off_road_is_any_corner_off_the_asphalt():
+    # The world projects the corners only near the edge; the flag must be what projecting them always gives.
+    world = World(TRACK)
+    for offset in np.linspace(-4.5, 4.5, 91):  # from beyond the right edge to beyond the left (one lane: its centre is the centreline)
+        road = world.reset(s=120.0, lateral_offset=offset, yaw_offset=0.2)
+        corners = footprint(world.car, world.car_config)
+        expected = np.abs(TRACK.project(corners[:, 0], corners[:, 1], near_s=120.0).lateral_offset) > TRACK.width / 2
+        assert road.off_road == bool(expected.any()), offset

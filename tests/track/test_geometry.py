@@ -58,3 +58,14 @@ def test_curvature_sign_and_heading():
 def test_lane_centres():
     assert TRACK.lane_center_offset(0) == -2.5
     assert TRACK.lane_center_offset(1) == 2.5
+
+
+@settings(max_examples=300, deadline=None)
+@given(s=st.floats(-1, 2), offset=st.floats(-9, 9), yaw=st.floats(-4, 4), lag=st.floats(-3, 3))
+def test_project_near_is_project_of_one_point_bit_for_bit(s, offset, yaw, lag):
+    # The simulation measures the car with `project_near` every step; it must be the array version's numbers.
+    s *= TRACK.length
+    pose = TRACK.pose_at(s, offset)
+    x, y = float(pose.x), float(pose.y)
+    array = TRACK.project(np.array([x]), np.array([y]), yaw, near_s=s + lag)
+    assert TRACK.project_near(x, y, yaw, s + lag) == (float(array.s[0]), float(array.lateral_offset[0]), float(array.heading_error[0]))
