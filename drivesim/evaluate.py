@@ -278,12 +278,13 @@ def evaluate(
         shards = [d.shard for d in driven if d.shard is not None]
         write_manifest(record, shards, attrs_config, {"seed": config.seed}, {"driver": name, "kind": "evaluation"})
 
-    dt = config.car.dt
+    dt, takeover = config.car.dt, config.interventions.enabled
     track_runs = []
     for (look, _, track), result in zip(runs_to_drive, driven, strict=True):
         trace = result.trace
-        track_runs.append(TrackRun(track, trace, closed_loop_metrics(trace, dt, evaluated, laps=lap_flags(trace, track.length)), look, config.looks))
-    overall = combine([r.metrics for r in track_runs], [r.trace for r in track_runs], dt, evaluated)
+        metrics = closed_loop_metrics(trace, dt, evaluated, laps=lap_flags(trace, track.length), takeover=takeover)
+        track_runs.append(TrackRun(track, trace, metrics, look, config.looks))
+    overall = combine([r.metrics for r in track_runs], [r.trace for r in track_runs], dt, evaluated, takeover)
     # How it ran, kept with the results: a network's outputs differ in their last bits with batch and threads.
     return Evaluation(name, track_runs, overall, {**attrs_config, "processes": len(groups)})
 

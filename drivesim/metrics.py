@@ -77,36 +77,43 @@ def count_rising(flags: np.ndarray) -> int:
 
 
 def lap_flags(trace: Trace, track_length: float) -> tuple[int, int]:
-    """(completed laps, completed laps with no intervention) of one episode's trace."""
+    """(completed laps, clean laps) of one episode's trace. A lap is clean when no frame of it starts an
+    intervention, is driven by the expert recovering from one, or crashes."""
     lap = np.floor(np.maximum(trace.progress, 0.0) / track_length).astype(int)
     completed = int(max(0, math.floor(max(trace.progress.max(initial=0.0), 0.0) / track_length)))
-    starts = (trace.events & Event.INTERVENTION_START) != 0
-    dirty = set(lap[starts].tolist())
+    troubled = (trace.events & (Event.INTERVENTION_START | Event.RECOVERING | Event.CRASH)) != 0
+    dirty = set(lap[troubled].tolist())
     return completed, sum(1 for k in range(completed) if k not in dirty)
 
 
-def closed_loop_metrics(trace: Trace, dt: float, evaluated: DriverKind = DriverKind.POLICY, laps: tuple[int, int] | None = None) -> dict[str, float | int | None]:
-    """The metrics of docs/metrics.md for one trace; `laps` = (completed, clean) from `lap_flags`."""
+def elapsed_seconds(trace: Trace, dt: float) -> float:
+    """Simulated time the trace covers [s]: a step per frame, except the frame recorded after a crash reset,
+    which repeats the crash frame's time (the car was put back, no time passed)."""
+    repeated = int(np.count_nonzero(np.diff(trace.time) == 0))
+    return (len(trace) - repeated) * dt
+
+
+def closed_loop_metrics(
+    trace: Trace, dt: float, evaluated: DriverKind = DriverKind.POLICY, laps: tuple[int, int] | None = None, takeover: bool = True
+) -> dict[str, float | int | None]:
+    """The metrics of docs/metrics.md for one trace; `laps` = (completed, clean) from `lap_flags`.
+
+    Without `takeover` (an evaluation with interventions off) the intervention-based figures are None."""
     frames = len(trace)
-    elapsed = frames * dt
+    elapsed = elapsed_seconds(trace, dt)
     interventions = int(np.count_nonzero(trace.events & Event.INTERVENTION_START))
     crashes = count_rising((trace.events & Event.CRASH) != 0)
-    forward = np.diff(trace.progress)
     # Progress jumps only through the start-line wrap handled in World; a
     # crash reset keeps progress, so summing positive steps is the distance.
-    distance_km = float(np.sum(np.clip(forward, 0.0, None))) / 1000.0
+    distance_km = float(np.sum(np.clip(np.diff(trace.progress), 0.0, None))) / 1000.0
     own = trace.driver == int(evaluated)
-    own_pairs = own[1:] & own[:-1]
-    steering_rate = np.abs(np.diff(trace.steering))[own_pairs] / dt
+    steering_rate = _steering_rates(trace, dt, own)
     offsets = np.abs(trace.lateral_offset[own])
     metrics: dict[str, float | int | None] = {
         "frames": frames,
         "elapsed_s": elapsed,
         "distance_km": distance_km,
-        "autonomy_pct": max(0.0, 1.0 - interventions * PILOTNET_INTERVENTION_SECONDS / elapsed) * 100.0 if elapsed > 0 else None,
         "interventions": interventions,
-        "interventions_per_km": interventions / distance_km if distance_km > 0 else None,
-        "km_per_intervention": distance_km / interventions if interventions else None,
         "crashes": crashes,
         "laps": None,
         "clean_laps": None,
@@ -117,20 +124,38 @@ def closed_loop_metrics(trace: Trace, dt: float, evaluated: DriverKind = DriverK
         "mean_abs_steering_rate": float(steering_rate.mean()) if steering_rate.size else None,
         "mean_speed_mps": float(trace.speed.mean()) if frames else None,
     }
+    metrics.update(_intervention_rates(interventions, elapsed, distance_km, takeover))
     if laps is not None:
         completed, clean = laps
         metrics.update(laps=completed, clean_laps=clean, clean_lap_share=clean / completed if completed else None)
     return metrics
 
 
-def combine(per_track: Sequence[dict[str, Any]], traces: Sequence[Trace], dt: float, evaluated: DriverKind) -> dict[str, Any]:
-    """Overall metrics: as if all episodes were one drive (sums of laps, frames, distance)."""
-    overall = closed_loop_metrics(Trace.concatenate(traces), dt, evaluated)
-    # Steering rate across episode boundaries is meaningless: average the episodes' own, weighted by frames.
-    rates = [(m["mean_abs_steering_rate"], m["frames"]) for m in per_track if m["mean_abs_steering_rate"] is not None]
-    overall["mean_abs_steering_rate"] = sum(r * n for r, n in rates) / sum(n for _, n in rates) if rates else None
-    overall["crashes"] = sum(m["crashes"] for m in per_track)
+def combine(per_track: Sequence[dict[str, Any]], traces: Sequence[Trace], dt: float, evaluated: DriverKind, takeover: bool = True) -> dict[str, Any]:
+    """Overall metrics: as if all episodes were one drive. Counts, time and distance are the tracks' sums;
+    offsets and speed are pooled over the frames, the steering rate over consecutive frames within a track."""
+    overall = closed_loop_metrics(Trace.concatenate(traces), dt, evaluated, takeover=takeover)
+    for key in ("elapsed_s", "distance_km", "interventions", "crashes"):
+        overall[key] = sum(m[key] for m in per_track)
+    overall.update(_intervention_rates(overall["interventions"], overall["elapsed_s"], overall["distance_km"], takeover))
+    rates = np.concatenate([_steering_rates(t, dt, t.driver == int(evaluated)) for t in traces]) if traces else np.empty(0)
+    overall["mean_abs_steering_rate"] = float(rates.mean()) if rates.size else None
     completed = sum(m["laps"] or 0 for m in per_track)
     clean = sum(m["clean_laps"] or 0 for m in per_track)
     overall.update(laps=completed, clean_laps=clean, clean_lap_share=clean / completed if completed else None)
     return overall
+
+
+def _steering_rates(trace: Trace, dt: float, own: np.ndarray) -> np.ndarray:
+    """|change of applied steering| per second between consecutive frames both driven by the evaluated driver."""
+    return np.abs(np.diff(trace.steering))[own[1:] & own[:-1]] / dt
+
+
+def _intervention_rates(interventions: int, elapsed: float, distance_km: float, takeover: bool) -> dict[str, float | None]:
+    if not takeover:  # nobody took over, so there is nothing to charge
+        return {"autonomy_pct": None, "interventions_per_km": None, "km_per_intervention": None}
+    return {
+        "autonomy_pct": max(0.0, 1.0 - interventions * PILOTNET_INTERVENTION_SECONDS / elapsed) * 100.0 if elapsed > 0 else None,
+        "interventions_per_km": interventions / distance_km if distance_km > 0 else None,
+        "km_per_intervention": distance_km / interventions if interventions else None,
+    }

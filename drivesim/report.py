@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from drivesim.drivers.base import DriverKind
-from drivesim.evaluate import Evaluation
+from drivesim.evaluate import Evaluation, TrackRun
 from drivesim.record.schema import Event
 from drivesim.render.topdown import TopDownMap
 
@@ -46,8 +46,17 @@ def markdown_table(rows: Sequence[tuple[str, dict[str, Any]]]) -> str:
     """A Markdown table with one row per (name, metrics)."""
     header = "| | " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |"
     rule = "|---" * (len(TABLE_COLUMNS) + 1) + "|"
-    body = ["| " + name + " | " + " | ".join(_cell(metrics.get(key), fmt) for key, _, fmt in TABLE_COLUMNS) + " |" for name, metrics in rows]
+    body = ["| " + name + " | " + " | ".join(_cell(_shown(metrics, key), fmt) for key, _, fmt in TABLE_COLUMNS) + " |" for name, metrics in rows]
     return "\n".join([header, rule, *body])
+
+
+def _shown(metrics: dict[str, Any], key: str) -> Any:
+    """The value a table shows: km per intervention with none on a real distance is infinite (JSON keeps null)."""
+    value = metrics.get(key)
+    if key == "km_per_intervention" and value is None and metrics.get("autonomy_pct") is not None:
+        if metrics.get("interventions") == 0 and (metrics.get("distance_km") or 0) > 0:
+            return math.inf
+    return value
 
 
 def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
@@ -69,39 +78,45 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
 def plot_runs(evaluation: Evaluation, path: Path) -> None:
     """For each track: the map with the driven line coloured by driver, interventions (yellow) and crashes (red); the lateral offset over distance.
 
-    With several looks, only look 0 is drawn (the tables have them all)."""
+    With several looks, every look of a track is drawn over the same row, and the row's title lists each look's figures."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = [run for run in evaluation.runs if run.look == 0]
-    fig, axes = plt.subplots(len(runs), 2, figsize=(11, 3.2 * len(runs)), dpi=80, gridspec_kw={"width_ratios": [1, 2.2]}, squeeze=False)
-    for (map_ax, offset_ax), run in zip(axes, runs, strict=True):
-        trace = run.trace
-        view = TopDownMap(run.track, (360, 360), margin=14)
-        colors = np.array([DRIVER_COLORS[DriverKind(int(d))] for d in trace.driver])
-        image = view.draw(trail=np.column_stack([trace.x, trace.y]), trail_colors=colors)
-        _mark(view, image, trace, Event.INTERVENTION_START, (250, 220, 40))
-        _mark(view, image, trace, Event.CRASH, (230, 30, 30))
+    tracks = runs_by_track(evaluation)
+    fig, axes = plt.subplots(len(tracks), 2, figsize=(11, 3.2 * len(tracks)), dpi=80, gridspec_kw={"width_ratios": [1, 2.2]}, squeeze=False)
+    for (map_ax, offset_ax), (name, runs) in zip(axes, tracks.items(), strict=True):
+        view = TopDownMap(runs[0].track, (360, 360), margin=14)
+        image = view.draw()
+        labelled: set[DriverKind] = set()
+        for run in runs:
+            trace = run.trace
+            colors = np.array([DRIVER_COLORS[DriverKind(int(d))] for d in trace.driver])
+            view.draw(trail=np.column_stack([trace.x, trace.y]), trail_colors=colors, image=image)
+            distance = trace.progress
+            for kind, color in DRIVER_COLORS.items():
+                mask = trace.driver == int(kind)
+                if mask.any():
+                    label = None if kind in labelled else kind.name.lower()
+                    labelled.add(kind)
+                    offset_ax.scatter(distance[mask], trace.lateral_offset[mask], s=1.5, color=np.array(color) / 255, label=label)
+            starts = (trace.events & Event.INTERVENTION_START) != 0
+            for d in distance[starts]:
+                offset_ax.axvline(d, color="goldenrod", lw=0.8)
+        for run in runs:  # markers over every look's line
+            _mark(view, image, run.trace, Event.INTERVENTION_START, (250, 220, 40))
+            _mark(view, image, run.trace, Event.CRASH, (230, 30, 30))
         map_ax.imshow(image)
         map_ax.set_axis_off()
-        map_ax.set_title(run.name, fontsize=9)
-        distance = trace.progress
-        for kind, color in DRIVER_COLORS.items():
-            mask = trace.driver == int(kind)
-            if mask.any():
-                offset_ax.scatter(distance[mask], trace.lateral_offset[mask], s=1.5, color=np.array(color) / 255, label=kind.name.lower())
-        starts = (trace.events & Event.INTERVENTION_START) != 0
-        for d in distance[starts]:
-            offset_ax.axvline(d, color="goldenrod", lw=0.8)
+        map_ax.set_title(name if len(runs) == 1 else f"{name} ({len(runs)} looks)", fontsize=9)
         offset_ax.axhline(0, color="gray", lw=0.5)
         offset_ax.set_xlabel("distance along the road [m]")
         offset_ax.set_ylabel("lateral offset [m]")
-        metrics = run.metrics
-        offset_ax.set_title(
-            f"autonomy {_cell(metrics['autonomy_pct'], '{:.1f}')}%  interventions {metrics['interventions']}  crashes {metrics['crashes']}", fontsize=9
-        )
+        autonomy = " / ".join(_cell(run.metrics["autonomy_pct"], "{:.1f}") for run in runs)
+        interventions = " + ".join(str(run.metrics["interventions"]) for run in runs)
+        crashes = " + ".join(str(run.metrics["crashes"]) for run in runs)
+        offset_ax.set_title(f"autonomy {autonomy}%  interventions {interventions}  crashes {crashes}", fontsize=9)
         offset_ax.legend(loc="upper right", fontsize=7, markerscale=4)
         offset_ax.grid(alpha=0.3)
     fig.suptitle(f"{evaluation.driver}: blue = network, orange = expert, yellow = intervention, red = crash", fontsize=10)
@@ -109,6 +124,14 @@ def plot_runs(evaluation: Evaluation, path: Path) -> None:
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     fig.savefig(path)
     plt.close(fig)
+
+
+def runs_by_track(evaluation: Evaluation) -> dict[str, list[TrackRun]]:
+    """The runs of each track, in track order, each track's looks in look order."""
+    tracks: dict[str, list[TrackRun]] = {}
+    for run in evaluation.runs:
+        tracks.setdefault(run.track.name, []).append(run)
+    return {name: sorted(runs, key=lambda run: run.look) for name, runs in tracks.items()}
 
 
 def _mark(view: TopDownMap, image: np.ndarray, trace: Any, flag: Event, color: tuple[int, int, int]) -> None:

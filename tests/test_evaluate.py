@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import cv2
 import h5py
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from drivesim.config import InterventionConfig, RandomizationConfig
 from drivesim.drivers import ExpertDriver
 from drivesim.drivers.base import DriverKind
 from drivesim.evaluate import EvalConfig, evaluate
-from drivesim.metrics import Trace, closed_loop_metrics, lap_flags
+from drivesim.metrics import Trace, closed_loop_metrics, combine, lap_flags
 from drivesim.record import Event, open_recording
 from drivesim.sim import Controls
 
@@ -235,3 +236,76 @@ def test_a_failing_process_stops_the_others_and_leaves_no_recording(two_tracks, 
         evaluate(FailsOnTrack("val-000", die), config, record=tmp_path / "rec", workers=2)
     assert time.perf_counter() - start < 40
     assert list((tmp_path / "rec").iterdir()) == []  # no shard, no .tmp: the same --record can be used again
+
+
+def test_report_draws_every_look_of_a_track_in_one_row(short_track, tmp_path):
+    from drivesim.report import plot_runs, runs_by_track
+
+    light = RandomizationConfig.preset("light")
+    two = evaluate(SteersByBrightness(), EvalConfig(tracks=short_track, laps=0.06, randomization=light, looks=2))
+    rows = runs_by_track(two)
+    assert list(rows) == ["val-000"] and [run.look for run in rows["val-000"]] == [0, 1]
+    plot_runs(two, tmp_path / "looks.png")
+    image = cv2.imread(str(tmp_path / "looks.png"))
+    assert image.shape[0] == round(3.2 * 80)  # one row for the track, not one per look
+
+
+def hand_trace(progress, driver=None, events=None, time=None, steering=None, dt=0.1):
+    n = len(progress)
+    driver = np.full(n, int(DriverKind.POLICY)) if driver is None else np.asarray(driver)
+    events = np.zeros(n, dtype=np.int64) if events is None else np.asarray(events)
+    time = np.arange(n) * dt if time is None else np.asarray(time, dtype=float)
+    steering = np.zeros(n) if steering is None else np.asarray(steering, dtype=float)
+    progress = np.asarray(progress, dtype=float)
+    return Trace(driver, events, time, progress, np.zeros(n), steering, np.full(n, 10.0), progress, np.zeros(n))
+
+
+def test_a_crash_reset_frame_adds_no_time_and_troubled_laps_are_not_clean():
+    dt = 0.1
+    progress = np.arange(300, dtype=float)  # 1 m a frame; laps of 100 m: laps 0 and 1 complete, lap 2 not
+    events = np.zeros(300, dtype=np.int64)
+    events[0] = Event.EPISODE_RESET
+    events[95] = Event.INTERVENTION_START  # starts in lap 0 ...
+    events[96:110] = Event.RECOVERING  # ... and the expert is still recovering in lap 1
+    events[150] = Event.CRASH  # a crash in lap 1 (kept progress), the reset frame repeats its time
+    events[151] = Event.EPISODE_RESET
+    steps = np.arange(300) * dt
+    time = np.concatenate([steps[:151], steps[150:299]])  # frame 151 has frame 150's time, as World leaves it
+    driver = np.full(300, int(DriverKind.POLICY))
+    driver[95:110] = int(DriverKind.EXPERT)
+    trace = hand_trace(progress, driver, events, time)
+    metrics = closed_loop_metrics(trace, dt, DriverKind.POLICY, laps=lap_flags(trace, track_length=100.0))
+    assert metrics["elapsed_s"] == pytest.approx(299 * dt)
+    assert metrics["autonomy_pct"] == pytest.approx((1 - 6.0 / (299 * dt)) * 100)
+    assert (metrics["laps"], metrics["clean_laps"]) == (2, 0)
+    events[95:110] = 0  # no intervention: lap 0 is clean, lap 1 still holds the crash
+    assert lap_flags(hand_trace(progress, driver, events, time), 100.0) == (2, 1)
+
+
+def test_overall_sums_the_tracks_and_pools_steering_rate_over_evaluated_pairs():
+    dt = 0.1
+    # Track A ends slightly backwards (a car can roll back at a start); joining the traces must not count
+    # the jump from -0.5 m back to track B's 0 m as distance.
+    a = hand_trace([0.0, -0.2, -0.5], steering=[0.0, 0.1, 0.0])
+    b = hand_trace(np.arange(11, dtype=float), driver=[1] * 6 + [0] * 5, steering=[0.0] * 11)
+    b.events[5] = Event.INTERVENTION_START
+    runs = [closed_loop_metrics(t, dt, DriverKind.POLICY, laps=(0, 0)) for t in (a, b)]
+    overall = combine(runs, [a, b], dt, DriverKind.POLICY)
+    assert overall["distance_km"] == pytest.approx(0.010)
+    assert overall["elapsed_s"] == pytest.approx(1.4) and overall["frames"] == 14
+    assert overall["interventions_per_km"] == pytest.approx(100.0)
+    # Rates of evaluated pairs: A's two pairs at 1/s each, B's five policy pairs at 0.
+    assert overall["mean_abs_steering_rate"] == pytest.approx(2.0 / 7)
+
+
+def test_without_takeover_intervention_figures_are_not_reported():
+    trace = hand_trace(np.arange(50, dtype=float))
+    metrics = closed_loop_metrics(trace, 0.1, DriverKind.POLICY, takeover=False)
+    assert metrics["autonomy_pct"] is None and metrics["interventions_per_km"] is None and metrics["km_per_intervention"] is None
+    overall = combine([metrics], [trace], 0.1, DriverKind.POLICY, takeover=False)
+    assert overall["autonomy_pct"] is None and overall["distance_km"] == pytest.approx(0.049)
+    from drivesim.report import markdown_table
+
+    with_takeover = closed_loop_metrics(trace, 0.1, DriverKind.POLICY)
+    cells = {name: row.split(" | ")[4] for name, row in zip(("on", "off"), markdown_table([("on", with_takeover), ("off", metrics)]).splitlines()[2:], strict=True)}
+    assert cells == {"on": "∞", "off": "–"}  # km per intervention: none in 49 m, or not measured at all
