@@ -39,6 +39,7 @@ from drivesim.record import (
     write_manifest,
 )
 from drivesim.record.manifest import MANIFEST_NAME
+from drivesim.record.reader import file_sha256
 from drivesim.render.frame_source import RigView
 from drivesim.sim import World
 from drivesim.track import Track, generate_track, load_tracks, random_track_config
@@ -68,8 +69,33 @@ def plan_shards(config: GenerateConfig) -> list[ShardJob]:
 
 
 def config_fingerprint(config: GenerateConfig) -> dict[str, Any]:
-    """The config as stored in shards and manifest (JSON-normalized: tuples become lists); equal fingerprints make the same bytes."""
-    return json.loads(json.dumps(to_dict(config)))
+    """The config as stored in shards and manifest (JSON-normalized: tuples become lists), with the SHA-256 of
+    the policy's weights when a policy drives; fingerprints that `same_config` accepts make the same bytes."""
+    fingerprint = json.loads(json.dumps(to_dict(config)))
+    if config.policy:
+        try:
+            fingerprint["policy_sha256"] = file_sha256(Path(config.policy))
+        except OSError as error:
+            raise GenerateError(f"cannot read the policy checkpoint {config.policy}: {error.strerror or error}") from None
+    return fingerprint
+
+
+def same_config(stored: dict[str, Any] | None, fingerprint: dict[str, Any]) -> bool:
+    """Whether a recording's stored config makes the same bytes as `fingerprint`. A policy is the same by its
+    weights, wherever its file lies, so a moved run folder still resumes; recordings from before the digest was
+    stored compare the policy's path, resolved."""
+    if stored is None:
+        return False
+    old, new = dict(stored), dict(fingerprint)
+    old_path, new_path = old.pop("policy", None), new.pop("policy", None)
+    old_digest, new_digest = old.pop("policy_sha256", None), new.pop("policy_sha256", None)
+    if old != new:
+        return False
+    if old_digest and new_digest:
+        return old_digest == new_digest
+    if old_path is None or new_path is None:
+        return old_path == new_path
+    return Path(old_path).resolve() == Path(new_path).resolve()
 
 
 def choose_track(config: GenerateConfig, rng: np.random.Generator, pool: list[Track] | None) -> Track:
@@ -177,7 +203,7 @@ def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[in
     jobs = {job.index: job for job in plan_shards(config)}
     if (folder / MANIFEST_NAME).exists():
         try:
-            same = read_manifest(folder).config == fingerprint
+            same = same_config(read_manifest(folder).config, fingerprint)
         except RecordingError:
             same = False
         if not same and not force:
@@ -192,9 +218,9 @@ def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[in
         except RecordingError:
             info, shard_config = None, None
         index = int(path.stem.split("-")[1])
-        if shard_config is not None and shard_config != fingerprint and not force:
+        if shard_config is not None and not same_config(shard_config, fingerprint) and not force:
             raise GenerateError(f"{path} was made with a different config; use --force to replace the recording, or choose another --out")
-        usable = info is not None and shard_config == fingerprint and index in jobs and info.frames == jobs[index].frames
+        usable = info is not None and same_config(shard_config, fingerprint) and index in jobs and info.frames == jobs[index].frames
         if usable:
             kept[index] = info
         else:

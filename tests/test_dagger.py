@@ -49,6 +49,13 @@ def test_dagger_runs_collects_policy_frames_and_resumes(repo_root, tmp_path):
     assert model.stat().st_mtime_ns == before
     assert json.loads((out / "dagger.json").read_text())["rows"] == rows
 
+    # A moved run folder resumes as well: policy-driven data is matched by the policy's weights, not its path.
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    third = subprocess.run([(str(moved) if arg == str(out) else arg) for arg in command], capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0, third.stderr
+    assert (moved / "models" / "dagger-1" / "model.safetensors").stat().st_mtime_ns == before
+
 
 def test_dagger_refuses_wrong_tracks_and_changed_settings_before_any_work(repo_root, tmp_path):
     from drivesim.dagger import DaggerConfig, DaggerError, run_dagger
