@@ -9,6 +9,7 @@ checks the same declarations when it opens a shard. docs/data-format.md shows
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -121,6 +122,31 @@ class Field:
             if array.min() < info.min or array.max() > info.max:
                 raise RecordingError(f"{self.name}: values {array.min()}..{array.max()} do not fit {self.dtype}")
         return array.astype(target)
+
+    def store(self, buffer: np.ndarray, index: int, value: object) -> None:
+        """`buffer[index] = coerce(value)`. A Python float for a float field, or a Python int that fits an
+        integer field, is stored as it is: the same value without the array round trip (this runs for every
+        field of every frame)."""
+        kind = type(value)
+        if kind is float and self._plain is float or kind is int and self._plain is int and self._int_low <= value <= self._int_high:  # type: ignore[operator]
+            buffer[index] = value
+        else:
+            buffer[index] = self.coerce(value)
+
+    @functools.cached_property
+    def _plain(self) -> type | None:
+        """The Python type `store` writes directly: float for float scalars, int for integer scalars."""
+        if self.shape:
+            return None
+        return float if self.np_dtype.kind == "f" else int
+
+    @functools.cached_property
+    def _int_low(self) -> int:
+        return int(np.iinfo(self.np_dtype).min) if self.np_dtype.kind in "iu" else 0
+
+    @functools.cached_property
+    def _int_high(self) -> int:
+        return int(np.iinfo(self.np_dtype).max) if self.np_dtype.kind in "iu" else 0
 
     def check_values(self, array: np.ndarray, first_frame: int = 0) -> None:
         """Raise RecordingError unless every value of `array` (frames of this field's dtype) is finite and allowed.

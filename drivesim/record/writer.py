@@ -179,10 +179,10 @@ class ShardWriter:
             unknown = sorted(set(record) - self._names)
             missing = sorted(self._names - set(record))
             raise RecordingError(f"{self.path}: frame {self._frames}: unknown field(s) {unknown}, missing field(s) {missing}")
-        k = self._buffered
+        k, buffers = self._buffered, self._buffers
         for name, field in self.fields.items():
             try:
-                self._buffers[name][k] = field.coerce(record[name])
+                field.store(buffers[name], k, record[name])
             except RecordingError as error:
                 raise RecordingError(f"{self.path}: frame {self._frames}: {error}") from None
         episode = int(self._buffers["meta/episode"][k])

@@ -112,3 +112,21 @@ def test_unknown_camera_is_refused():
         shard_fields({"rear": (24, 32)})
     with pytest.raises(RecordingError, match="positive integers"):
         image_field("center", 0, 32)
+
+
+def test_store_keeps_plain_values_exactly_as_coerce_and_refuses_what_coerce_refuses():
+    import numpy as np
+    import pytest
+
+    from drivesim.record import FIELDS_BY_NAME, RecordingError
+
+    for name, values in (("labels/steering", [0.1, -1.0, 1e-40]), ("meta/episode", [0, 2**31 - 1]), ("meta/events", [0, 255])):
+        field = FIELDS_BY_NAME[name]
+        stored = np.empty(len(values), field.np_dtype)
+        for i, value in enumerate(values):
+            field.store(stored, i, value)
+        np.testing.assert_array_equal(stored, np.array([field.coerce(v) for v in values]))
+    buffer = np.empty(1, np.uint8)
+    for bad in (256, -1, 0.5, True):
+        with pytest.raises(RecordingError):
+            FIELDS_BY_NAME["meta/events"].store(buffer, 0, bad)
