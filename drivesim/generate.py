@@ -74,16 +74,24 @@ def config_fingerprint(config: GenerateConfig) -> dict[str, Any]:
     fingerprint = json.loads(json.dumps(to_dict(config)))
     if config.policy:
         try:
-            fingerprint["policy_sha256"] = file_sha256(Path(config.policy))
+            fingerprint["policy_sha256"] = file_sha256(policy_weights(config.policy))
         except OSError as error:
             raise GenerateError(f"cannot read the policy checkpoint {config.policy}: {error.strerror or error}") from None
     return fingerprint
 
 
+def policy_weights(policy: str) -> Path:
+    """The weights file of a policy given as a checkpoint folder or file (as `learn.checkpoint.resolve`,
+    without importing torch)."""
+    path = Path(policy)
+    return path / "model.safetensors" if path.is_dir() else path
+
+
 def same_config(stored: dict[str, Any] | None, fingerprint: dict[str, Any]) -> bool:
-    """Whether a recording's stored config makes the same bytes as `fingerprint`. A policy is the same by its
-    weights, wherever its file lies, so a moved run folder still resumes; recordings from before the digest was
-    stored compare the policy's path, resolved."""
+    """Whether a recording's stored config is the run `fingerprint` describes, so its shards can be kept.
+    A policy is the same by its weights, wherever its file lies (kept shards keep the path they were made
+    with), so a moved run folder still resumes; recordings from before the digest was stored compare the
+    policy's weights file path, resolved."""
     if stored is None:
         return False
     old, new = dict(stored), dict(fingerprint)
@@ -95,7 +103,7 @@ def same_config(stored: dict[str, Any] | None, fingerprint: dict[str, Any]) -> b
         return old_digest == new_digest
     if old_path is None or new_path is None:
         return old_path == new_path
-    return Path(old_path).resolve() == Path(new_path).resolve()
+    return policy_weights(old_path).resolve() == policy_weights(new_path).resolve()
 
 
 def choose_track(config: GenerateConfig, rng: np.random.Generator, pool: list[Track] | None) -> Track:

@@ -147,8 +147,10 @@ def combine(per_track: Sequence[dict[str, Any]], traces: Sequence[Trace], dt: fl
 
 
 def _steering_rates(trace: Trace, dt: float, own: np.ndarray) -> np.ndarray:
-    """|change of applied steering| per second between consecutive frames both driven by the evaluated driver."""
-    return np.abs(np.diff(trace.steering))[own[1:] & own[:-1]] / dt
+    """|change of applied steering| per second between consecutive frames both driven by the evaluated driver,
+    one step apart (not across a crash reset, where no time passes)."""
+    pairs = own[1:] & own[:-1] & (np.diff(trace.time) != 0)
+    return np.abs(np.diff(trace.steering))[pairs] / dt
 
 
 def _intervention_rates(interventions: int, elapsed: float, distance_km: float, takeover: bool) -> dict[str, float | None]:

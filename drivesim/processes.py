@@ -42,7 +42,10 @@ def cpu_quota(cgroup_root: Path = CGROUP_ROOT, cgroup_list: Path = Path("/proc/s
         return None
     limits: list[float] = []
     for line in lines:
-        _, controllers, path = line.split(":", 2)
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
         if controllers == "":  # v2: one unified hierarchy
             files = [(folder / "cpu.max", None) for folder in _up_to_root(cgroup_root, path)]
         elif "cpu" in controllers.split(","):

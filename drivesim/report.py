@@ -15,6 +15,7 @@ from drivesim.drivers.base import DriverKind
 from drivesim.evaluate import Evaluation, TrackRun
 from drivesim.record.schema import Event
 from drivesim.render.topdown import TopDownMap
+from drivesim.track import Track
 
 DRIVER_COLORS = {DriverKind.EXPERT: (245, 150, 30), DriverKind.POLICY: (40, 110, 240), DriverKind.HUMAN: (170, 60, 200)}
 """Trajectory colour (RGB) by who was driving."""
@@ -86,8 +87,8 @@ def plot_runs(evaluation: Evaluation, path: Path) -> None:
 
     tracks = runs_by_track(evaluation)
     fig, axes = plt.subplots(len(tracks), 2, figsize=(11, 3.2 * len(tracks)), dpi=80, gridspec_kw={"width_ratios": [1, 2.2]}, squeeze=False)
-    for (map_ax, offset_ax), (name, runs) in zip(axes, tracks.items(), strict=True):
-        view = TopDownMap(runs[0].track, (360, 360), margin=14)
+    for (map_ax, offset_ax), (track, runs) in zip(axes, tracks, strict=True):
+        view = TopDownMap(track, (360, 360), margin=14)
         image = view.draw()
         labelled: set[DriverKind] = set()
         for run in runs:
@@ -109,7 +110,7 @@ def plot_runs(evaluation: Evaluation, path: Path) -> None:
             _mark(view, image, run.trace, Event.CRASH, (230, 30, 30))
         map_ax.imshow(image)
         map_ax.set_axis_off()
-        map_ax.set_title(name if len(runs) == 1 else f"{name} ({len(runs)} looks)", fontsize=9)
+        map_ax.set_title(track.name if len(runs) == 1 else f"{track.name} ({len(runs)} looks)", fontsize=9)
         offset_ax.axhline(0, color="gray", lw=0.5)
         offset_ax.set_xlabel("distance along the road [m]")
         offset_ax.set_ylabel("lateral offset [m]")
@@ -126,12 +127,13 @@ def plot_runs(evaluation: Evaluation, path: Path) -> None:
     plt.close(fig)
 
 
-def runs_by_track(evaluation: Evaluation) -> dict[str, list[TrackRun]]:
-    """The runs of each track, in track order, each track's looks in look order."""
-    tracks: dict[str, list[TrackRun]] = {}
+def runs_by_track(evaluation: Evaluation) -> list[tuple[Track, list[TrackRun]]]:
+    """Each track with its runs, in track order, each track's looks in look order."""
+    # By the Track object (identity: the runs of one track share it), not its name, which two files may share.
+    tracks: dict[Track, list[TrackRun]] = {}
     for run in evaluation.runs:
-        tracks.setdefault(run.track.name, []).append(run)
-    return {name: sorted(runs, key=lambda run: run.look) for name, runs in tracks.items()}
+        tracks.setdefault(run.track, []).append(run)
+    return [(track, sorted(runs, key=lambda run: run.look)) for track, runs in tracks.items()]
 
 
 def _mark(view: TopDownMap, image: np.ndarray, trace: Any, flag: Event, color: tuple[int, int, int]) -> None:

@@ -1,5 +1,7 @@
+import copy
 import subprocess
 import sys
+from dataclasses import replace
 
 import cv2
 import h5py
@@ -244,7 +246,10 @@ def test_report_draws_every_look_of_a_track_in_one_row(short_track, tmp_path):
     light = RandomizationConfig.preset("light")
     two = evaluate(SteersByBrightness(), EvalConfig(tracks=short_track, laps=0.06, randomization=light, looks=2))
     rows = runs_by_track(two)
-    assert list(rows) == ["val-000"] and [run.look for run in rows["val-000"]] == [0, 1]
+    assert [(track.name, [run.look for run in runs]) for track, runs in rows] == [("val-000", [0, 1])]
+    # Two tracks that happen to share a name stay two rows.
+    other = replace(two.runs[1], track=copy.copy(two.runs[1].track))
+    assert len(runs_by_track(replace(two, runs=[two.runs[0], other]))) == 2
     plot_runs(two, tmp_path / "looks.png")
     image = cv2.imread(str(tmp_path / "looks.png"))
     assert image.shape[0] == round(3.2 * 80)  # one row for the track, not one per look
@@ -280,6 +285,9 @@ def test_a_crash_reset_frame_adds_no_time_and_troubled_laps_are_not_clean():
     assert (metrics["laps"], metrics["clean_laps"]) == (2, 0)
     events[95:110] = 0  # no intervention: lap 0 is clean, lap 1 still holds the crash
     assert lap_flags(hand_trace(progress, driver, events, time), 100.0) == (2, 1)
+    # The wheel jumps back to straight at the reset, in no time: that is not steering the driver did.
+    steering = np.where(np.arange(300) <= 150, 0.5, 0.0)
+    assert closed_loop_metrics(hand_trace(progress, np.full(300, int(DriverKind.POLICY)), events, time, steering), dt)["mean_abs_steering_rate"] == 0.0
 
 
 def test_overall_sums_the_tracks_and_pools_steering_rate_over_evaluated_pairs():

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -141,3 +142,24 @@ def test_inspect_writes_pictures(tmp_path, tiny_recording):
     assert result.returncode == 0, result.stderr
     assert "240 frames" in result.stdout
     assert (tmp_path / "contact-sheet.png").stat().st_size > 5000 and (tmp_path / "histograms.png").stat().st_size > 5000
+
+
+def test_a_policy_checkpoint_folder_drives_and_is_recognised_however_it_is_named(tmp_path, repo_root):
+    from drivesim.generate import config_fingerprint, same_config
+    from drivesim.learn import ModelConfig, Preprocessing, build_model
+    from drivesim.learn.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "net" / "model.safetensors", build_model(ModelConfig("small"), (66, 200)), Preprocessing(), {})
+    tracks = str(repo_root / "tracks" / "val" / "val-000.json")
+    as_folder = GenerateConfig(frames=40, shard_frames=40, episode_frames=40, tracks=tracks, policy=str(tmp_path / "net"))
+    generate(as_folder, tmp_path / "rec", workers=1, progress=False)
+    with h5py.File(open_recording(tmp_path / "rec").shard_path(0), "r") as f:
+        assert np.any(f["meta/driver"][...] == 1)  # the network drove
+    stored = read_manifest(tmp_path / "rec").config
+    as_file = replace(as_folder, policy=str(tmp_path / "net" / "model.safetensors"))
+    assert same_config(stored, config_fingerprint(as_file))
+    # Without the digest (recordings made before it was stored) the folder and its weights file are still one policy.
+    assert same_config({k: v for k, v in stored.items() if k != "policy_sha256"}, {k: v for k, v in config_fingerprint(as_file).items() if k != "policy_sha256"})
+    other = replace(as_folder, seed=1)
+    assert not same_config(stored, config_fingerprint(other))

@@ -40,3 +40,9 @@ def test_unreadable_cgroups_fall_back_to_affinity(tmp_path):
     write(tmp_path / "self", "0::/\n")
     write(tmp_path / "cpu.max", "garbage\n")
     assert usable_cores(tmp_path, tmp_path / "self") == len(os.sched_getaffinity(0))
+
+
+def test_a_malformed_cgroup_line_is_skipped(tmp_path):
+    write(tmp_path / "self", "not a cgroup line\n0::/\n")
+    write(tmp_path / "cpu.max", "100000 100000\n")
+    assert cpu_quota(tmp_path, tmp_path / "self") == 1.0
