@@ -42,10 +42,11 @@ from drivesim.drivers.base import Driver, DriverKind
 from drivesim.errors import DrivesimError
 from drivesim.loop import Episode, run_batched
 from drivesim.metrics import TRACE_COLUMNS, Trace, closed_loop_metrics, combine, lap_flags
-from drivesim.processes import usable_cores, wait_with_progress
+from drivesim.processes import WORKER_DIED, usable_cores, wait_with_progress
 from drivesim.record import ShardInfo, ShardWriter, shard_name, write_manifest
 from drivesim.record.schema import TMP_SUFFIX
 from drivesim.render.frame_source import RigView
+from drivesim.render.scene import Scene, build_scene
 from drivesim.sim import Controls, World
 from drivesim.track import Track, load_tracks
 
@@ -165,10 +166,11 @@ def _track_episode(
     record: Path | None,
     attrs_config: dict[str, Any],
     writers: list[tuple[ShardWriter, dict[str, Any]]],
+    scene: Scene | None = None,
 ) -> Episode:
     """Track `index`'s episode from the start line, with its appearance drawn from (seed + look, index)."""
     world = World(track, config.car, config.world)
-    view = RigView(track, config.rig, config.randomization)
+    view = RigView(track, config.rig, config.randomization, scene)
     appearance = view.start_episode(np.random.default_rng([config.seed + look, index]))
     writer = None
     if record is not None:
@@ -215,9 +217,13 @@ def _drive(
     batch_driver = driver if hasattr(driver, "act_batch") else PerWorld(driver)
     episodes: list[Episode] = []
     writers: list[tuple[ShardWriter, dict[str, Any]]] = []
+    scenes: dict[int, Scene] = {}  # a track's looks share its scene (tens of MB, a fifth of a second to build)
     try:
         for episode, look, i in runs:
-            episodes.append(_track_episode(episode, i, look, tracks[i], batch_driver, config, record, attrs_config, writers))
+            if i not in scenes:
+                scenes[i] = build_scene(tracks[i])
+            episodes.append(_track_episode(episode, i, look, tracks[i], batch_driver, config, record, attrs_config, writers, scenes[i]))
+        del scenes  # the views hold what they use
         run_batched(episodes, batch_driver, on_round=on_round)
         shards: dict[int, ShardInfo] = {}
         for writer, info in writers:
@@ -335,7 +341,7 @@ def _drive_in_processes(driver: Any, config: EvalConfig, groups: list[list[tuple
             wait_with_progress(futures, progress_queue, bar, lambda future: driven.extend(future.result()))
         except BrokenProcessPool:
             stop.set()
-            raise EvaluationError("an evaluation process died (out of memory?); try fewer --workers") from None
+            raise EvaluationError(WORKER_DIED) from None
         except BaseException:
             stop.set()  # the others abort their shards and return at their next step
             raise

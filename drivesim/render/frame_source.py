@@ -13,22 +13,29 @@ from typing import Any
 import numpy as np
 
 from drivesim.config import RandomizationConfig, RigConfig
+from drivesim.render.look import Look, get_look
 from drivesim.render.randomization import REFERENCE, sample_appearance
 from drivesim.render.rig import CameraRig
-from drivesim.render.scene import build_scene
+from drivesim.render.scene import Scene, build_scene
 from drivesim.sim.world import World
 from drivesim.track.geometry import Track
 
 
 class RigView:
-    """Frames of `rig` cameras on `track`, with a per-episode appearance drawn from `randomization`."""
+    """Frames of `rig` cameras on `track`, with a per-episode appearance drawn from `randomization`.
 
-    def __init__(self, track: Track, rig: RigConfig, randomization: RandomizationConfig) -> None:
-        self.scene = build_scene(track)
+    `scene` may be one already built for `track`: views of the same track (its looks in an evaluation)
+    can share it, as each view keeps its own `Look`."""
+
+    def __init__(self, track: Track, rig: RigConfig, randomization: RandomizationConfig, scene: Scene | None = None) -> None:
+        if scene is not None and scene.track is not track:
+            raise ValueError("the scene given to a RigView must be of its track")
+        self.scene = scene if scene is not None else build_scene(track)
         self.rig = CameraRig(rig)
         self.randomization = randomization
         self.appearance = REFERENCE
-        """The current episode's look."""
+        """The current episode's appearance."""
+        self._look: Look | None = None
         self._noise_rng = np.random.default_rng(0)
 
     def start_episode(self, rng: np.random.Generator) -> dict[str, Any]:
@@ -38,7 +45,10 @@ class RigView:
         return {"appearance": self.appearance.to_dict(), "cameras": self.rig.intrinsics(self.appearance)}
 
     def render(self, world: World) -> dict[str, np.ndarray]:
-        return self.rig.render(self.scene, world.car, self.appearance, self._noise_rng)
+        # The view holds its look: the scene's own cache keeps only a few, and views sharing a scene take turns.
+        if self._look is None or self._look.appearance is not self.appearance:
+            self._look = get_look(self.scene, self.appearance)
+        return self.rig.render_look(self._look, world.car, self._noise_rng)
 
     def intrinsics(self) -> dict[str, Any]:
         """The rig's nominal cameras (before per-episode jitter), JSON-ready."""
@@ -48,6 +58,7 @@ class RigView:
         """Drop the per-episode looks cached on the scene now (a few MB each), for a caller that
         keeps the view; dropping the view frees the scene and its looks as well."""
         self.scene.cache.clear()
+        self._look = None
 
     def camera_shapes(self) -> dict[str, tuple[int, int]]:
         """Camera name -> (height, width) [px]."""

@@ -15,9 +15,10 @@ import numpy as np
 
 from drivesim.config import CameraConfig, RigConfig
 from drivesim.render.camera import HasPose, camera_intrinsics, camera_pose
+from drivesim.render.look import Look, get_look
 from drivesim.render.randomization import REFERENCE, Appearance
 from drivesim.render.scene import Scene
-from drivesim.render.view import render_view
+from drivesim.render.view import render_look
 
 _SIDE = {"center": 0.0, "left": 1.0, "right": -1.0}
 
@@ -45,6 +46,11 @@ class CameraRig:
         The appearance's camera jitter is applied to the mounting. `rng` feeds
         the sensor noise; it is required when the appearance has any.
         """
+        return self.render_look(get_look(scene, appearance), car, rng)
+
+    def render_look(self, look: Look, car: HasPose, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+        """`render` for an already built `Look` (a scene in one appearance), which the caller keeps."""
+        appearance = look.appearance
         if rng is None:
             if appearance.noise_std > 0:
                 raise ValueError("an appearance with sensor noise needs an rng")
@@ -52,10 +58,7 @@ class CameraRig:
         if self._jittered[0] is not appearance:  # one CameraConfig per episode, not per frame
             self._jittered = (appearance, appearance.apply_to_camera(self.config.camera))
         camera = self._jittered[1]
-        return {
-            name: render_view(scene, camera, camera_pose(car, camera, self.lateral_shift(name)), appearance, rng)
-            for name in self.config.cameras
-        }
+        return {name: render_look(look, camera, camera_pose(car, camera, self.lateral_shift(name)), rng) for name in self.config.cameras}
 
     def intrinsics(self, appearance: Appearance | None = None) -> dict[str, Any]:
         """JSON-ready description of each camera: pinhole intrinsics and mounting on the car.

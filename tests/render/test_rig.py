@@ -55,3 +55,30 @@ def test_intrinsics_include_the_episode_camera_jitter():
     assert data["mount"]["height"] == pytest.approx(camera.mount_height + 0.1)
     assert data["mount"]["pitch"] == pytest.approx(camera.pitch - 0.02)
     assert data["fov"] == pytest.approx(camera.fov + 0.05)
+
+
+def test_views_sharing_a_scene_render_what_views_with_their_own_scenes_do(one_lane_scene, two_lane_scene):
+    # An evaluation drives a track's looks side by side on one scene; each view keeps its own look.
+    from drivesim.config import RandomizationConfig
+    from drivesim.render.frame_source import RigView
+    from drivesim.render.scene import build_scene
+    from drivesim.sim import Controls, World
+
+    track, full = one_lane_scene.track, RandomizationConfig.preset("full")
+    shared = build_scene(track)
+    views = [RigView(track, RigConfig(), full, shared) for _ in range(3)] + [RigView(track, RigConfig(), full) for _ in range(3)]
+    for k, view in enumerate(views):
+        view.start_episode(np.random.default_rng([7, k % 3]))
+    world = World(track)
+    world.reset(s=30.0, speed=10.0)
+    looks = []
+    for _ in range(4):  # the shared views take turns, as in lock-step
+        frames = [view.render(world)["center"] for view in views]
+        for k in range(3):
+            np.testing.assert_array_equal(frames[k], frames[k + 3])
+        looks.append([view._look for view in views[:3]])
+        world.step(Controls(0.1, 0.2))
+    assert all(step == looks[0] for step in looks)  # each view's look is built once, not each time another view rendered
+    assert not np.array_equal(frames[0], frames[1])  # three looks, not one
+    with pytest.raises(ValueError, match="of its track"):
+        RigView(two_lane_scene.track, RigConfig(), full, shared)
