@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from drivesim.config import EpisodeConfig, GenerateConfig, to_dict
 from drivesim.drivers import ExpertDriver, NoisyDriver
 from drivesim.errors import DrivesimError
 from drivesim.loop import run_episode
-from drivesim.processes import usable_cores, wait_with_progress
+from drivesim.processes import WORKER_DIED, usable_cores, wait_with_progress
 from drivesim.record import (
     RecordingError,
     ShardInfo,
@@ -316,7 +317,10 @@ def _run_pool(todo: list[ShardJob], config: GenerateConfig, folder: Path, worker
         def keep(future: Future) -> None:
             results[futures[future].index] = future.result()
 
-        wait_with_progress(futures, progress_queue, bar, keep)
+        try:
+            wait_with_progress(futures, progress_queue, bar, keep)
+        except BrokenProcessPool:
+            raise GenerateError(f"{WORKER_DIED}; finished shards are kept, re-run to resume") from None
     return results
 
 

@@ -15,6 +15,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import Any
 
+WORKER_DIED = (
+    "a worker process died: out of memory (try fewer --workers), or, when drivesim is called from a Python script, "
+    "the script starts the workers outside `if __name__ == \"__main__\":` (worker processes are spawned and import it)"
+)
+"""What a BrokenProcessPool means to a user of generate and eval."""
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 """Where the cgroup file systems are mounted (v2 at the root, or v1 per controller)."""
 

@@ -234,7 +234,7 @@ def test_a_failing_process_stops_the_others_and_leaves_no_recording(two_tracks, 
     # The other process has 20 laps to drive: if it were left to finish, this would take minutes.
     config = EvalConfig(tracks=two_tracks, laps=20.0, randomization=RandomizationConfig.preset("none"))
     start = time.perf_counter()
-    with pytest.raises(EvaluationError if die else RuntimeError, match="process died" if die else "network failed"):
+    with pytest.raises(EvaluationError if die else RuntimeError, match="worker process died" if die else "network failed"):
         evaluate(FailsOnTrack("val-000", die), config, record=tmp_path / "rec", workers=2)
     assert time.perf_counter() - start < 40
     assert list((tmp_path / "rec").iterdir()) == []  # no shard, no .tmp: the same --record can be used again

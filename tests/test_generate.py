@@ -163,3 +163,15 @@ def test_a_policy_checkpoint_folder_drives_and_is_recognised_however_it_is_named
     assert same_config({k: v for k, v in stored.items() if k != "policy_sha256"}, {k: v for k, v in config_fingerprint(as_file).items() if k != "policy_sha256"})
     other = replace(as_folder, seed=1)
     assert not same_config(stored, config_fingerprint(other))
+
+
+def test_workers_started_from_an_unguarded_script_give_a_one_line_reason(tmp_path, repo_root):
+    # Spawned workers import the calling script; without a __main__ guard they die at start. Say why.
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from drivesim.config import GenerateConfig\nfrom drivesim.generate import generate\n"
+        f"generate(GenerateConfig(frames=40, shard_frames=20, episode_frames=20, tracks={str(repo_root / 'tracks' / 'val')!r}), {str(tmp_path / 'rec')!r}, workers=2, progress=False)\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode != 0
+    assert 'if __name__ == "__main__":' in result.stderr.strip().splitlines()[-1]
