@@ -128,10 +128,8 @@ class Field:
         integer field, is stored as it is: the same value without the array round trip (this runs for every
         field of every frame)."""
         kind = type(value)
-        if kind is float and self._plain is float or kind is int and self._plain is int and self._int_low <= value <= self._int_high:  # type: ignore[operator]
-            buffer[index] = value
-        else:
-            buffer[index] = self.coerce(value)
+        plain = kind is self._plain and (kind is float or self._int_low <= value <= self._int_high)  # type: ignore[operator]
+        buffer[index] = value if plain else self.coerce(value)
 
     @functools.cached_property
     def _plain(self) -> type | None:
