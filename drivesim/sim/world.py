@@ -107,8 +107,7 @@ class World:
         off_road = False
         if abs(road_offset) + _half_diagonal(self.car_config) + 1e-9 >= half_width:
             corners = footprint(car, self.car_config)
-            corner_offsets = self.track.project(corners[:, 0], corners[:, 1], near_s=self._last_s).lateral_offset
-            off_road = bool(np.any(np.abs(corner_offsets) > half_width))
+            off_road = bool(np.any(self.track.distance_near(corners[:, 0], corners[:, 1], self._last_s) > half_width))
         length = self.track.length
         # Progress accumulates the wrapped change in s, so crossing the start
         # line counts as moving forward, not as a jump back by a lap.

@@ -207,6 +207,21 @@ class Track:
         road_heading = _wrap(heading + t_best * _wrap(heading_next - heading))
         return s, offset, _wrap(yaw - road_heading)
 
+    def distance_near(self, x: np.ndarray, y: np.ndarray, near_s: float) -> np.ndarray:
+        """|lateral offset| of points (x, y) (1-D arrays) from `project(x, y, near_s=near_s)`, bit for bit,
+        without the progress, sign and heading the simulation's off-road test does not need."""
+        n = len(self._s_list)
+        centre = bisect.bisect_right(self._s_list, near_s % self.length) - 1
+        candidates = (centre + self._near_offsets) % n
+        point_x, point_y, seg_x, seg_y = (column.take(candidates) for column in self._columns)
+        rel_x = np.subtract.outer(x, point_x)
+        rel_y = np.subtract.outer(y, point_y)
+        t = (rel_x * seg_x + rel_y * seg_y) * self._inv_seg_len2.take(candidates)
+        np.clip(t, 0.0, 1.0, out=t)
+        gap_x = rel_x - t * seg_x
+        gap_y = rel_y - t * seg_y
+        return np.sqrt((gap_x * gap_x + gap_y * gap_y).min(axis=1))
+
     def pose_at(self, s: np.ndarray | float, lateral_offset: np.ndarray | float = 0.0) -> Pose:
         """Point at progress `s` [m] (any real; wraps around), shifted left by `lateral_offset` [m]."""
         index, t = self._locate(s)

@@ -69,3 +69,14 @@ def test_project_near_is_project_of_one_point_bit_for_bit(s, offset, yaw, lag):
     x, y = float(pose.x), float(pose.y)
     array = TRACK.project(np.array([x]), np.array([y]), yaw, near_s=s + lag)
     assert TRACK.project_near(x, y, yaw, s + lag) == (float(array.s[0]), float(array.lateral_offset[0]), float(array.heading_error[0]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(s=st.floats(-1, 2), offset=st.floats(-9, 9), spread=st.floats(0, 3), lag=st.floats(-3, 3))
+def test_distance_near_is_the_size_of_projects_offset_bit_for_bit(s, offset, spread, lag):
+    s *= TRACK.length
+    pose = TRACK.pose_at(s, offset)
+    x = float(pose.x) + spread * np.array([1.0, -1.0, 0.5, -0.5])
+    y = float(pose.y) + spread * np.array([0.5, 1.0, -1.0, -0.5])
+    expected = np.abs(TRACK.project(x, y, near_s=s + lag).lateral_offset)
+    np.testing.assert_array_equal(TRACK.distance_near(x, y, s + lag), expected)
