@@ -47,6 +47,7 @@ class ExpertDriver:
         # One expert may drive many worlds in turn (lock-step evaluation), so profiles are kept per track,
         # keyed by identity; the entry holds the track so that its id cannot be reused while cached.
         self._profiles: dict[int, tuple[Track, float, np.ndarray]] = {}
+        self._last: tuple[tuple[World, object, object], Controls] | None = None
 
     def reset(self, world: World) -> None:
         self._profile_for(world)
@@ -70,6 +71,16 @@ class ExpertDriver:
         return float(track.sample(self._profile_for(world), s))
 
     def act(self, world: World, frames: Mapping[str, np.ndarray] | None = None) -> Controls:
+        # The loop asks for the label, and a noisy driver wrapping this expert asks again before the world
+        # moves: the second answer is the first. World state objects are frozen and replaced on every change.
+        key = (world, world.car, world.road)
+        if self._last is not None and all(a is b for a, b in zip(self._last[0], key, strict=True)):
+            return self._last[1]
+        controls = self._pursue(world)
+        self._last = (key, controls)
+        return controls
+
+    def _pursue(self, world: World) -> Controls:
         car, cfg, car_cfg = world.car, self.config, world.car_config
         lookahead = cfg.lookahead_min + cfg.lookahead_time * car.speed
         target = world.track.pose_at(world.road.s + lookahead, world.lane_offset)

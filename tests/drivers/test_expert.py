@@ -111,3 +111,26 @@ def test_one_expert_driving_many_worlds_keeps_a_profile_per_track(sample_tracks,
             assert shared.act(world) == own.act(world)
             world.step(own.act(world))
     assert sorted(built) == sorted([t.name for t in sample_tracks] * 2)  # once for `shared`, once per dedicated
+
+
+def test_asked_twice_before_the_world_moves_the_expert_answers_the_same_without_recomputing():
+    # The loop's label and a noisy driver wrapping the same expert ask at the same state.
+    import numpy as np
+
+    from drivesim.config import NoiseConfig
+    from drivesim.drivers import ExpertDriver, NoisyDriver
+    from drivesim.sim import World
+    from drivesim.track import load_tracks
+
+    world = World(load_tracks("tracks/val")[0])
+    world.reset(s=20.0, lateral_offset=0.5, speed=8.0)
+    expert = ExpertDriver()
+    expert.reset(world)
+    label = expert.act(world)
+    assert expert.act(world) is label
+    noisy = NoisyDriver(expert, NoiseConfig(steering_std=0.1), np.random.default_rng(0))
+    applied = noisy.act(world, {})
+    assert abs(applied.steering - label.steering) < 0.5
+    world.step(applied)
+    moved = expert.act(world)
+    assert moved is not label and moved == ExpertDriver().act(world)  # a new state is a new answer, as a fresh expert gives
