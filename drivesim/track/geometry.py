@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import shapely
@@ -149,25 +149,15 @@ class Track:
         shape = np.broadcast_shapes(x.shape, y.shape)
         px = np.broadcast_to(x, shape).reshape(-1, 1)
         py = np.broadcast_to(y, shape).reshape(-1, 1)
-        n = len(self.centreline)
         if near_s is None:
             _, nearest = self._tree.query(np.column_stack([px[:, 0], py[:, 0]]))
             # The nearest point lies on one of the two segments that meet at
             # the nearest vertex; test both and keep the closer foot point.
-            candidates = np.stack([(nearest - 1) % n, nearest], axis=1)
+            candidates = np.stack([(nearest - 1) % len(self.centreline), nearest], axis=1)
         else:
             # One window shared by every point, (1, M): a car's centre and corners project in one go.
-            centre = int(self._locate(near_s)[0])
-            candidates = ((centre + self._near_offsets) % n)[None, :]
-        # Plain 2-vector arithmetic on (points, candidates) arrays: this runs every simulation step.
-        seg_x, seg_y = self._segment[candidates, 0], self._segment[candidates, 1]
-        rel_x = px - self.centreline[candidates, 0]
-        rel_y = py - self.centreline[candidates, 1]
-        t = (rel_x * seg_x + rel_y * seg_y) * self._inv_seg_len2[candidates]
-        np.clip(t, 0.0, 1.0, out=t)
-        gap_x = rel_x - t * seg_x
-        gap_y = rel_y - t * seg_y
-        dist2 = gap_x * gap_x + gap_y * gap_y
+            candidates = self._window(near_s)[None, :]
+        rel_x, rel_y, seg_x, seg_y, t, dist2 = self._feet(px, py, candidates)
         best = np.argmin(dist2, axis=1)
         rows = np.arange(len(px))
         window_rows = rows if candidates.shape[0] > 1 else 0  # per-point candidates, or the one shared window
@@ -186,41 +176,22 @@ class Track:
     def project_near(self, x: float, y: float, yaw: float, near_s: float) -> tuple[float, float, float]:
         """`project(x, y, yaw, near_s)` of one point as plain floats (s, lateral offset, heading error):
         the same numbers, bit for bit, for a fraction of the cost of the array version."""
-        n = len(self._s_list)
-        s_near = near_s % self.length
-        centre = bisect.bisect_right(self._s_list, s_near) - 1  # as `_locate`: s is in [0, length)
-        candidates = (centre + self._near_offsets) % n
-        point_x, point_y, seg_x, seg_y = (column.take(candidates) for column in self._columns)
-        rel_x = x - point_x
-        rel_y = y - point_y
-        t = (rel_x * seg_x + rel_y * seg_y) * self._inv_seg_len2.take(candidates)
-        np.clip(t, 0.0, 1.0, out=t)
-        gap_x = rel_x - t * seg_x
-        gap_y = rel_y - t * seg_y
-        dist2 = gap_x * gap_x + gap_y * gap_y
+        candidates = self._window(near_s)
+        rel_x, rel_y, seg_x, seg_y, t, dist2 = self._feet(x, y, candidates)
         best = int(dist2.argmin())
         index, t_best = int(candidates[best]), float(t[best])
         s = (self._s_list[index] + t_best * self._seg_len_list[index]) % self.length
         cross = float(seg_x[best]) * float(rel_y[best]) - float(seg_y[best]) * float(rel_x[best])
         offset = math.copysign(math.sqrt(float(dist2[best])), cross)
-        heading, heading_next = self._heading_list[index], self._heading_list[(index + 1) % n]
+        heading, heading_next = self._heading_list[index], self._heading_list[(index + 1) % len(self._heading_list)]
         road_heading = _wrap(heading + t_best * _wrap(heading_next - heading))
         return s, offset, _wrap(yaw - road_heading)
 
     def distance_near(self, x: np.ndarray, y: np.ndarray, near_s: float) -> np.ndarray:
         """|lateral offset| of points (x, y) (1-D arrays) from `project(x, y, near_s=near_s)`, bit for bit,
         without the progress, sign and heading the simulation's off-road test does not need."""
-        n = len(self._s_list)
-        centre = bisect.bisect_right(self._s_list, near_s % self.length) - 1
-        candidates = (centre + self._near_offsets) % n
-        point_x, point_y, seg_x, seg_y = (column.take(candidates) for column in self._columns)
-        rel_x = np.subtract.outer(x, point_x)
-        rel_y = np.subtract.outer(y, point_y)
-        t = (rel_x * seg_x + rel_y * seg_y) * self._inv_seg_len2.take(candidates)
-        np.clip(t, 0.0, 1.0, out=t)
-        gap_x = rel_x - t * seg_x
-        gap_y = rel_y - t * seg_y
-        return np.sqrt((gap_x * gap_x + gap_y * gap_y).min(axis=1))
+        dist2 = self._feet(x[:, None], y[:, None], self._window(near_s))[5]
+        return np.sqrt(dist2.min(axis=1))
 
     def pose_at(self, s: np.ndarray | float, lateral_offset: np.ndarray | float = 0.0) -> Pose:
         """Point at progress `s` [m] (any real; wraps around), shifted left by `lateral_offset` [m]."""
@@ -282,6 +253,24 @@ class Track:
         index = np.searchsorted(self.s, s, side="right") - 1
         t = (s - self.s[index]) / self._seg_len[index]
         return index, t
+
+    def _window(self, near_s: float) -> np.ndarray:
+        """(M,) indices of the segments within `NEAR_WINDOW` of progress `near_s` [m], wrapping round the loop."""
+        centre = bisect.bisect_right(self._s_list, near_s % self.length) - 1  # as `_locate`: s is in [0, length)
+        return (centre + self._near_offsets) % len(self._s_list)
+
+    def _feet(self, px: Any, py: Any, candidates: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Foot points of (px, py) on the segments starting at `candidates`, shapes broadcasting:
+        (rel_x, rel_y) from each segment's start, the segment (seg_x, seg_y), the clipped parameter t
+        and the squared distance. Plain 2-vector arithmetic: it runs every simulation step."""
+        point_x, point_y, seg_x, seg_y = (column.take(candidates) for column in self._columns)
+        rel_x = px - point_x
+        rel_y = py - point_y
+        t = (rel_x * seg_x + rel_y * seg_y) * self._inv_seg_len2.take(candidates)
+        np.clip(t, 0.0, 1.0, out=t)
+        gap_x = rel_x - t * seg_x
+        gap_y = rel_y - t * seg_y
+        return rel_x, rel_y, seg_x, seg_y, t, gap_x * gap_x + gap_y * gap_y
 
     def _heading_at_segment(self, index: np.ndarray, t: np.ndarray) -> np.ndarray:
         nxt = (index + 1) % len(self.centreline)
