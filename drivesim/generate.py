@@ -74,18 +74,13 @@ def config_fingerprint(config: GenerateConfig) -> dict[str, Any]:
     the policy's weights when a policy drives; fingerprints that `same_config` accepts make the same bytes."""
     fingerprint = json.loads(json.dumps(to_dict(config)))
     if config.policy:
+        from drivesim.learn.checkpoint import resolve  # torch: a policy-driven run loads it anyway
+
         try:
-            fingerprint["policy_sha256"] = file_sha256(policy_weights(config.policy))
+            fingerprint["policy_sha256"] = file_sha256(resolve(config.policy))
         except OSError as error:
             raise GenerateError(f"cannot read the policy checkpoint {config.policy}: {error.strerror or error}") from None
     return fingerprint
-
-
-def policy_weights(policy: str) -> Path:
-    """The weights file of a policy given as a checkpoint folder or file (as `learn.checkpoint.resolve`,
-    without importing torch)."""
-    path = Path(policy)
-    return path / "model.safetensors" if path.is_dir() else path
 
 
 def same_config(stored: dict[str, Any] | None, fingerprint: dict[str, Any]) -> bool:
@@ -104,7 +99,9 @@ def same_config(stored: dict[str, Any] | None, fingerprint: dict[str, Any]) -> b
         return old_digest == new_digest
     if old_path is None or new_path is None:
         return old_path == new_path
-    return policy_weights(old_path).resolve() == policy_weights(new_path).resolve()
+    from drivesim.learn.checkpoint import resolve
+
+    return resolve(old_path).resolve() == resolve(new_path).resolve()
 
 
 def choose_track(config: GenerateConfig, rng: np.random.Generator, pool: list[Track] | None) -> Track:
