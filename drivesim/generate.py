@@ -118,14 +118,8 @@ def write_shard(
     folder: Path,
     pool: list[Track] | None,
     on_frames: Callable[[int], None] | None = None,
-    background_write: bool = True,
 ) -> ShardInfo:
-    """Drive episodes until shard `job.index` holds `job.frames` frames; write it atomically.
-
-    `background_write` compresses on a second thread (see ShardWriter): worth it
-    only when a core is free for it, so `generate` turns it off when every
-    core already runs a worker.
-    """
+    """Drive episodes until shard `job.index` holds `job.frames` frames; write it atomically."""
     rng = np.random.default_rng([config.seed, job.index])
     track = choose_track(config, rng, pool)
     view = RigView(track, config.rig, config.randomization)
@@ -137,7 +131,7 @@ def write_shard(
         "camera_intrinsics": view.intrinsics(),
         "generator": {"shard": job.index, "track": track.name, "track_seed": track.seed},
     }
-    with ShardWriter(folder / shard_name(job.index), view.camera_shapes(), attrs, background=background_write) as writer, closing(view):
+    with ShardWriter(folder / shard_name(job.index), view.camera_shapes(), attrs) as writer, closing(view):
         remaining, k = job.frames, 0
         while remaining > 0:
             if k >= EPISODES_PER_SHARD_MAX:
@@ -255,13 +249,13 @@ def _init_worker(progress_queue: Any) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def _worker_write_shard(job: ShardJob, config: GenerateConfig, folder: Path, background_write: bool) -> ShardInfo:
+def _worker_write_shard(job: ShardJob, config: GenerateConfig, folder: Path) -> ShardInfo:
     pool = None
     if config.tracks != "random":
         if config.tracks not in _worker_pools:
             _worker_pools[config.tracks] = load_tracks(config.tracks)
         pool = _worker_pools[config.tracks]
-    return write_shard(job, config, folder, pool, on_frames=_progress_queue.put, background_write=background_write)
+    return write_shard(job, config, folder, pool, on_frames=_progress_queue.put)
 
 
 def generate(
@@ -270,12 +264,8 @@ def generate(
     workers: int | None = None,
     force: bool = False,
     progress: bool = True,
-    background_write: bool | None = None,
 ) -> GenerateResult:
-    """Make (or finish) the recording `folder` for `config` with `workers` processes.
-
-    `background_write` (see `write_shard`) defaults to on when fewer workers than cores run.
-    """
+    """Make (or finish) the recording `folder` for `config` with `workers` processes."""
     folder = Path(folder)
     workers = workers or usable_cores()
     if workers < 1:
@@ -287,15 +277,12 @@ def generate(
     started = time.perf_counter()
     done = dict(kept)
     bar = _progress_bar(config.frames, sum(i.frames for i in kept.values()), progress)
-    # A compression thread per worker pays only while there are spare cores; it never changes the bytes.
-    if background_write is None:
-        background_write = min(workers, len(todo)) < usable_cores()
     try:
         if workers == 1 or len(todo) <= 1:
             for job in todo:
-                done[job.index] = write_shard(job, config, folder, pool, on_frames=bar.update, background_write=background_write)
+                done[job.index] = write_shard(job, config, folder, pool, on_frames=bar.update)
         else:
-            done.update(_run_pool(todo, config, folder, workers, bar, background_write))
+            done.update(_run_pool(todo, config, folder, workers, bar))
     finally:
         bar.close()
     shards = [done[job.index] for job in plan_shards(config)]
@@ -304,12 +291,12 @@ def generate(
     return GenerateResult(folder, config.frames, len(shards), len(kept), made, time.perf_counter() - started)
 
 
-def _run_pool(todo: list[ShardJob], config: GenerateConfig, folder: Path, workers: int, bar: Any, background_write: bool) -> dict[int, ShardInfo]:
+def _run_pool(todo: list[ShardJob], config: GenerateConfig, folder: Path, workers: int, bar: Any) -> dict[int, ShardInfo]:
     context = multiprocessing.get_context("spawn")
     progress_queue = context.Queue()
     results: dict[int, ShardInfo] = {}
     with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context, initializer=_init_worker, initargs=(progress_queue,)) as executor:
-        futures: dict[Future, ShardJob] = {executor.submit(_worker_write_shard, job, config, folder, background_write): job for job in todo}
+        futures: dict[Future, ShardJob] = {executor.submit(_worker_write_shard, job, config, folder): job for job in todo}
 
         def keep(future: Future) -> None:
             results[futures[future].index] = future.result()

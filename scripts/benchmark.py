@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py render [--frames 3000] [--episodes 3]
     python scripts/benchmark.py generate [--frames 4000]     # one worker vs Gymnasium CarRacing-v3
+    python scripts/benchmark.py compression [--frames 1000]  # image codecs: size, speed (ISA-L vs zlib)
     python scripts/benchmark.py parallel [--frames 8000]     # two workers vs one
     python scripts/benchmark.py memory                       # peak RSS of a worker at 2k and 50k frames
     python scripts/benchmark.py loader [--recording DIR]     # torch DataLoader frames/s vs training frames/s
@@ -33,7 +34,6 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from drivesim.config import CameraConfig, RandomizationConfig, RigConfig, TrackConfig  # noqa: E402
-from drivesim.record import IMAGE_GZIP_LEVEL  # noqa: E402
 from drivesim.render import CameraRig, build_scene, sample_appearance  # noqa: E402
 from drivesim.sim.car import CarState  # noqa: E402
 from drivesim.track import Track, generate_track  # noqa: E402
@@ -86,11 +86,8 @@ def cmd_render(args: argparse.Namespace) -> None:
         print(f"  randomization {level:5s}: {fps:7.0f} frames/s ({1e6 / fps:.0f} us/frame); per-episode set-up {episode_ms:.0f} ms")
 
 
-def _generate_once(frames: int, workers: int, randomize: str, folder: str, shard_frames: int = 1000, background_write: bool | None = None) -> float:
-    """Frames/s of `drivesim generate` (expert, 160x120 centre camera, gzip shards) into a fresh folder.
-
-    `background_write` None lets `generate` decide (a compression thread per worker while cores are spare).
-    """
+def _generate_once(frames: int, workers: int, randomize: str, folder: str, shard_frames: int = 1000) -> float:
+    """Frames/s of `drivesim generate` (expert, 160x120 centre camera, gzip shards) into a fresh folder."""
     import shutil
 
     from drivesim.config import GenerateConfig, NoiseConfig
@@ -98,15 +95,14 @@ def _generate_once(frames: int, workers: int, randomize: str, folder: str, shard
 
     shutil.rmtree(folder, ignore_errors=True)
     config = GenerateConfig(frames=frames, shard_frames=shard_frames, seed=7, tracks="tracks/train", randomization=RandomizationConfig.preset(randomize), noise=NoiseConfig(steering_std=0.1))
-    result = generate(config, folder, workers=workers, progress=False, background_write=background_write)
+    result = generate(config, folder, workers=workers, progress=False)
     shutil.rmtree(folder, ignore_errors=True)
     return result.frames_per_second
 
 
-def _compression_only_rate(randomize: str, folder: str, frames: int = 1000) -> float:
-    """Frames/s of zlib at the shards' image gzip level on 160x120 frames of this randomization, one thread."""
+def _generated_frames(randomize: str, folder: str, frames: int = 1000) -> list[np.ndarray]:
+    """`frames` 160x120 centre-camera frames that `drivesim generate` makes at this randomization (seed 8, tracks/train)."""
     import shutil
-    import zlib
 
     import h5py
 
@@ -119,10 +115,27 @@ def _compression_only_rate(randomize: str, folder: str, frames: int = 1000) -> f
     with h5py.File(f"{folder}/shard-00000.h5", "r") as f:
         images = [np.ascontiguousarray(image) for image in f["images/center"][...]]
     shutil.rmtree(folder, ignore_errors=True)
+    return images
+
+
+def _encoding_rate(encode, images: list[np.ndarray]) -> float:
     start = time.perf_counter()
     for image in images:
-        zlib.compress(image, IMAGE_GZIP_LEVEL)
+        encode(image)
     return len(images) / (time.perf_counter() - start)
+
+
+def _compression_only_rates(randomize: str, folder: str) -> tuple[float, float]:
+    """Frames/s, one thread, of encoding 160x120 frames of this randomization alone: (the writer's encoding, zlib level 1).
+
+    zlib level 1 is what HDF5's own gzip filter would cost at the same level.
+    """
+    import zlib
+
+    from drivesim.record.chunk import encode_image_chunk
+
+    images = _generated_frames(randomize, folder)
+    return _encoding_rate(encode_image_chunk, images), _encoding_rate(lambda image: zlib.compress(image, 1), images)
 
 
 def car_racing_steps_per_second(steps: int) -> float | None:
@@ -152,14 +165,40 @@ def cmd_generate(args: argparse.Namespace) -> None:
     car_racing = car_racing_steps_per_second(args.car_racing_steps)
     print(f"  Gymnasium CarRacing-v3: {car_racing:.0f} steps/s" if car_racing else "  Gymnasium CarRacing-v3: not installed (pip install gymnasium box2d)")
     for level in args.levels:
-        for background, how in ((False, "one thread"), (True, "compressing on a 2nd thread")):
-            fps = _generate_once(args.frames, 1, level, folder, background_write=background)
-            ratio = f" = {fps / car_racing:.1f}x CarRacing-v3" if car_racing else ""
-            print(f"  randomization {level:5s}, {how:28s}: {fps:6.0f} frames/s{ratio}")
-        # The ceiling of any one-core writer: deflating the frames alone, with nothing simulated or rendered.
-        fps = _compression_only_rate(level, folder)
+        fps = _generate_once(args.frames, 1, level, folder)
         ratio = f" = {fps / car_racing:.1f}x CarRacing-v3" if car_racing else ""
-        print(f"  randomization {level:5s}, gzip {IMAGE_GZIP_LEVEL} of the same frames alone, one core: {fps:6.0f} frames/s{ratio}")
+        print(f"  randomization {level:5s}: {fps:6.0f} frames/s{ratio}")
+        # The ceiling of any one-core writer: encoding the frames alone, with nothing simulated or rendered.
+        for fps, how in zip(_compression_only_rates(level, folder), ("the writer's chunk encoding (ISA-L)", "zlib level 1 (HDF5's own gzip)"), strict=True):
+            ratio = f" = {fps / car_racing:.1f}x CarRacing-v3" if car_racing else ""
+            print(f"  randomization {level:5s}, {how} of the same frames alone, one core: {fps:6.0f} frames/s{ratio}")
+
+
+def cmd_compression(args: argparse.Namespace) -> None:
+    import tempfile
+    import zlib
+
+    from isal import isal_zlib
+
+    from drivesim.record.chunk import IMAGE_DEFLATE_LEVEL
+
+    folder = tempfile.mkdtemp(prefix="bench-compression-")
+    codecs = [(f"zlib {level}", zlib.compress, level) for level in (1, 4, 6)]
+    codecs += [(f"ISA-L {level}", isal_zlib.compress, level) for level in range(4)]
+    print(f"image compression: {args.frames} generated 160x120 frames per randomization, one core; the writer uses ISA-L {IMAGE_DEFLATE_LEVEL}")
+    print("  randomization  codec    KiB/frame  compress frames/s  inflate (zlib) frames/s")
+    for randomize in args.levels:
+        images = _generated_frames(randomize, folder, args.frames)
+        for name, compress, level in codecs:
+            streams = [compress(image, level) for image in images]
+            assert all(zlib.decompress(stream) == image.tobytes() for stream, image in zip(streams, images, strict=True))
+            rate = _encoding_rate(lambda image, compress=compress, level=level: compress(image, level), images)
+            start = time.perf_counter()
+            for stream in streams:
+                zlib.decompress(stream)
+            inflate = len(streams) / (time.perf_counter() - start)
+            size = sum(map(len, streams)) / len(streams) / 1024
+            print(f"  {randomize:13s}  {name:8s} {size:9.1f}  {rate:17.0f}  {inflate:23.0f}")
 
 
 def cmd_parallel(args: argparse.Namespace) -> None:
@@ -167,13 +206,9 @@ def cmd_parallel(args: argparse.Namespace) -> None:
 
     folder = tempfile.mkdtemp(prefix="bench-parallel-")
     print(f"parallel benchmark: {args.frames} frames in shards of {args.shard_frames}, randomization {args.randomize}")
-    # Scaling is measured with one thread per worker; `generate`'s default adds a compression thread
-    # to each worker only while cores are spare, shown on the last line for reference.
-    one = _generate_once(args.frames, 1, args.randomize, folder, args.shard_frames, background_write=False)
-    two = _generate_once(args.frames, 2, args.randomize, folder, args.shard_frames, background_write=False)
-    one_threaded = _generate_once(args.frames, 1, args.randomize, folder, args.shard_frames, background_write=True)
+    one = _generate_once(args.frames, 1, args.randomize, folder, args.shard_frames)
+    two = _generate_once(args.frames, 2, args.randomize, folder, args.shard_frames)
     print(f"  1 worker:  {one:6.0f} frames/s\n  2 workers: {two:6.0f} frames/s = {two / one:.2f}x")
-    print(f"  1 worker compressing on a 2nd thread: {one_threaded:6.0f} frames/s (2 workers make {two / one_threaded:.2f}x this)")
 
 
 _MEMORY_CHILD = """
@@ -369,6 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--levels", nargs="+", default=["none", "full"], choices=["none", "light", "full"])
     gen.add_argument("--car-racing-steps", type=int, default=1000)
     gen.set_defaults(func=cmd_generate)
+
+    comp = commands.add_parser("compression", help="size and speed of the image codecs on generated frames")
+    comp.add_argument("--frames", type=int, default=1000)
+    comp.add_argument("--levels", nargs="+", choices=["none", "light", "full"], default=["none", "full"])
+    comp.set_defaults(func=cmd_compression)
 
     par = commands.add_parser("parallel", help="two generation workers vs one")
     par.add_argument("--frames", type=int, default=8000)

@@ -24,6 +24,7 @@ from drivesim.record import (
     read_manifest,
     shard_name,
 )
+from drivesim.record.chunk import IMAGE_FILTERS, image_filters
 
 
 def test_round_trip_with_plain_h5py(tmp_path):
@@ -36,6 +37,7 @@ def test_round_trip_with_plain_h5py(tmp_path):
         images = f["images/center"]
         assert images.dtype == np.uint8 and images.shape == (24, 24, 32, 3)
         assert images.chunks == (1, 24, 32, 3) and images.compression == "gzip" and images.fletcher32
+        assert image_filters(images) == IMAGE_FILTERS
         np.testing.assert_array_equal(images[...], np.stack([r["images/center"] for r in records]))
         for name, field in FIELDS_BY_NAME.items():
             values = f[name][...]
@@ -75,17 +77,7 @@ def test_identical_input_gives_identical_bytes(tmp_path):
     assert digests[0] == digests[1]
 
 
-def test_background_and_synchronous_writing_give_identical_bytes(tmp_path):
-    # Several small batches, so the background thread is still writing one while the next fills.
-    digests = []
-    for background in (True, False):
-        info, _ = write_shard(tmp_path / f"{background}" / shard_name(0), lengths=(9, 14, 6), batch_frames=4, background=background)
-        digests.append((info.sha256, hashlib.sha256((tmp_path / f"{background}" / shard_name(0)).read_bytes()).hexdigest()))
-    assert digests[0] == digests[1]
-    assert digests[0][0] == digests[0][1]
-
-
-def test_failed_background_write_fails_the_shard_and_removes_temp_file(tmp_path, monkeypatch):
+def test_failed_write_fails_the_shard_and_removes_temp_file(tmp_path, monkeypatch):
     def disk_full(self, batch, start):
         raise OSError("No space left on device")
 
