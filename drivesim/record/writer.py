@@ -116,6 +116,11 @@ class ShardWriter:
         self._names = frozenset(self.fields)
         self._images = frozenset(name for name in self.fields if name.startswith("images/"))
         self._buffers = {name: np.empty((batch_frames, *f.shape), f.np_dtype) for name, f in self.fields.items()}
+        # Validated scalars wait here until a whole scalar chunk is ready: one HDF5 write per dataset and
+        # chunk, instead of one per batch (each costs about as much as encoding an image).
+        self._scalars = {name: np.empty(SCALAR_CHUNK, f.np_dtype) for name, f in self.fields.items() if name not in self._images}
+        self._scalars_written = 0
+        self._datasets: dict[str, h5py.Dataset] = {}
         self._buffered = 0
         self._frames = 0
         self._tracks: list[dict[str, Any]] = []
@@ -147,7 +152,7 @@ class ShardWriter:
                 options = dict(chunks=(1, *field.shape), compression="gzip", compression_opts=IMAGE_DEFLATE_LEVEL)
             else:
                 options = dict(chunks=(SCALAR_CHUNK,), compression="gzip", compression_opts=SCALAR_GZIP_LEVEL, shuffle=True)
-            dataset = groups[group_name].create_dataset(
+            dataset = self._datasets[name] = groups[group_name].create_dataset(
                 leaf, shape=(0, *field.shape), maxshape=(None, *field.shape), dtype=field.np_dtype,
                 fletcher32=True, track_times=False, **options,
             )
@@ -248,16 +253,34 @@ class ShardWriter:
         self._buffered = 0
 
     def _write_batch(self, batch: Mapping[str, np.ndarray], start: int) -> None:
-        assert self._file is not None
-        for name, values in batch.items():
-            dataset = self._file[name]
-            dataset.resize(start + len(values), axis=0)
-            if name in self._images:
-                origin = (0,) * (values.ndim - 1)
-                for i, image in enumerate(values):
-                    dataset.id.write_direct_chunk((start + i, *origin), encode_image_chunk(image))
-            else:
-                dataset[start:] = values
+        """Write the images of frames start.. and stage their scalars."""
+        for name in self._images:
+            dataset, images = self._datasets[name], batch[name]
+            dataset.resize(start + len(images), axis=0)
+            origin = (0,) * (images.ndim - 1)
+            for i, image in enumerate(images):
+                dataset.id.write_direct_chunk((start + i, *origin), encode_image_chunk(image))
+        frames = len(batch["meta/episode"])
+        done = 0
+        while done < frames:  # a batch may straddle two scalar chunks
+            staged = start + done - self._scalars_written
+            n = min(frames - done, SCALAR_CHUNK - staged)
+            for name, stage in self._scalars.items():
+                stage[staged : staged + n] = batch[name][done : done + n]
+            done += n
+            if staged + n == SCALAR_CHUNK:
+                self._write_scalars(SCALAR_CHUNK)
+
+    def _write_scalars(self, count: int) -> None:
+        """Append the first `count` staged values of every scalar dataset."""
+        if count == 0:
+            return
+        end = self._scalars_written + count
+        for name, stage in self._scalars.items():
+            dataset = self._datasets[name]
+            dataset.resize(end, axis=0)
+            dataset[self._scalars_written :] = stage[:count]
+        self._scalars_written = end
 
     def close(self) -> ShardInfo:
         """Complete the shard: flush, fsync, rename to its final name; returns its ShardInfo.
@@ -279,6 +302,10 @@ class ShardWriter:
             if self._frames == 0:
                 raise RecordingError(f"{self.path}: no frames were written")
             self._flush()
+            try:
+                self._write_scalars(self._frames - self._scalars_written)
+            except Exception as error:
+                raise RecordingError(f"{self.path}: writing frames failed: {error}") from error
             assert self._file is not None
             self._file.attrs["tracks"] = _json(self._tracks, "tracks")
             self._file.flush()

@@ -25,6 +25,7 @@ from drivesim.record import (
     shard_name,
 )
 from drivesim.record.chunk import IMAGE_FILTERS, image_filters
+from drivesim.record.writer import SCALAR_CHUNK
 
 
 def test_round_trip_with_plain_h5py(tmp_path):
@@ -75,6 +76,19 @@ def test_identical_input_gives_identical_bytes(tmp_path):
         digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files})
     assert list(digests[0]) == ["manifest.json", "shard-00000.h5", "shard-00001.h5"]
     assert digests[0] == digests[1]
+
+
+def test_batches_straddling_scalar_chunks_read_back_exactly(tmp_path):
+    # Scalars are written a whole chunk at a time; batches of 7 do not divide it, and the shard ends mid-chunk.
+    lengths = (SCALAR_CHUNK - 3, SCALAR_CHUNK + 10)
+    _, records = write_shard(tmp_path / shard_name(0), lengths=lengths, batch_frames=7)
+    with h5py.File(tmp_path / shard_name(0), "r") as f:
+        assert f["labels/steering"].chunks == (SCALAR_CHUNK,) and len(f["labels/steering"]) == sum(lengths)
+        for name, field in FIELDS_BY_NAME.items():
+            expected = np.array([r[name] for r in records]).astype(field.np_dtype)
+            np.testing.assert_array_equal(f[name][...], expected, err_msg=name)
+        for i in (0, SCALAR_CHUNK - 1, SCALAR_CHUNK, sum(lengths) - 1):
+            np.testing.assert_array_equal(f["images/center"][i], records[i]["images/center"])
 
 
 def test_failed_write_fails_the_shard_and_removes_temp_file(tmp_path, monkeypatch):
