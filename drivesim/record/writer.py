@@ -114,7 +114,7 @@ class ShardWriter:
         self.info: ShardInfo | None = None
         """The finished shard's entry for the manifest, once closed."""
         self._names = frozenset(self.fields)
-        self._images = frozenset(name for name in self.fields if name.startswith("images/"))
+        self._images = tuple(name for name in self.fields if name.startswith("images/"))  # schema order: the write order sets the bytes
         self._buffers = {name: np.empty((batch_frames, *f.shape), f.np_dtype) for name, f in self.fields.items()}
         # Validated scalars wait here until a whole scalar chunk is ready: one HDF5 write per dataset and
         # chunk, instead of one per batch (each costs about as much as encoding an image).

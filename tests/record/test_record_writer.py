@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -76,6 +78,28 @@ def test_identical_input_gives_identical_bytes(tmp_path):
         digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files})
     assert list(digests[0]) == ["manifest.json", "shard-00000.h5", "shard-00001.h5"]
     assert digests[0] == digests[1]
+
+
+_WRITE_THREE_CAMERAS = """
+import hashlib, sys
+from pathlib import Path
+from record_helpers import write_shard
+cameras = {"center": (24, 32), "left": (24, 32), "right": (24, 32)}
+info, _ = write_shard(Path(sys.argv[1]), lengths=(9, 14), cameras=cameras, batch_frames=4)
+print(info.sha256)
+"""
+
+
+def test_several_cameras_give_the_same_bytes_whatever_the_hash_seed(tmp_path):
+    # The order image datasets are written in sets the file's bytes; a set's order follows PYTHONHASHSEED.
+    helpers = Path(__file__).parent
+    digests = set()
+    for seed in ("1", "2", "3"):
+        path = tmp_path / seed / shard_name(0)
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": os.pathsep.join([str(helpers), os.environ.get("PYTHONPATH", "")])}
+        done = subprocess.run([sys.executable, "-c", _WRITE_THREE_CAMERAS, str(path)], env=env, capture_output=True, text=True, check=True)
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1
 
 
 def test_batches_straddling_scalar_chunks_read_back_exactly(tmp_path):
