@@ -1,8 +1,8 @@
 """Image chunks encoded as HDF5's gzip and fletcher32 filters store them, deflated by ISA-L instead of zlib.
 
 Deflating images is the largest cost of recording. ISA-L's deflate (the
-`isal` package) compresses 160x120 road frames 3.5-5x faster than zlib's
-level 1, for 10-12 % more bytes. Its output is a standard zlib stream, which
+`isal` package) compresses generated 160x120 frames 4-5x faster than zlib's
+level 1, for 9-11 % more bytes (`scripts/benchmark.py compression`). Its output is a standard zlib stream, which
 HDF5's gzip filter inflates with plain zlib, so any HDF5 reader (h5py with
 no plugins included) opens the shards exactly as before. The writer hands
 the encoded chunks to HDF5 with `write_direct_chunk`, which skips HDF5's own
@@ -26,17 +26,18 @@ BLOCK_WORDS = 1 << 16
 _POSITIONS = np.arange(BLOCK_WORDS, dtype=np.int64)
 
 
-def hdf5_fletcher32(data: bytes | memoryview) -> int:
+def hdf5_fletcher32(data: bytes) -> int:
     """HDF5's fletcher32 of `data`, the value its filter appends to a chunk (little-endian).
 
     HDF5 sums big-endian 16-bit words (an odd last byte is the high byte of
     a last word) with end-around carry: each 16-bit sum is the true sum
     modulo 65535, except that a nonzero multiple of 65535 reads 0xffff.
     """
+    data = memoryview(data).cast("B")  # bytes, whatever buffer it came in
     size = len(data)
     words = np.frombuffer(data, ">u2", count=size // 2).astype(np.int64)
     if size % 2:
-        words = np.append(words, np.int64(memoryview(data)[-1]) << 8)
+        words = np.append(words, np.int64(data[-1]) << 8)
     n = len(words)
     # Sum 1 adds the words; sum 2 adds sum 1 after each word, i.e. word i counts n - i times.
     sum1 = sum2 = 0

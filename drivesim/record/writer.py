@@ -247,9 +247,11 @@ class ShardWriter:
             raise RecordingError(f"{self.path}: {error}{where}") from None
         try:
             self._write_batch(batch, start)
-        except Exception as error:
+        except BaseException as error:  # Ctrl-C included: the batch may be half in the file
             self._failed = True
-            raise RecordingError(f"{self.path}: writing frames failed: {error}") from error
+            if isinstance(error, Exception):
+                raise RecordingError(f"{self.path}: writing frames failed: {error}") from error
+            raise
         self._buffered = 0
 
     def _write_batch(self, batch: Mapping[str, np.ndarray], start: int) -> None:

@@ -77,3 +77,10 @@ def test_non_contiguous_images_encode_their_c_order_bytes():
     image = np.arange(24 * 32 * 3, dtype=np.uint8).reshape(24, 32, 3)
     flipped = image[:, ::-1]
     assert zlib.decompress(encode_image_chunk(flipped)[:-4]) == np.ascontiguousarray(flipped).tobytes()
+
+
+def test_fletcher32_of_any_buffer_is_that_of_its_bytes():
+    words = np.arange(1, 6, dtype=np.uint16)
+    assert hdf5_fletcher32(memoryview(words)) == hdf5_fletcher32(words.tobytes())
+    grid = np.arange(7 * 3, dtype=np.uint8).reshape(7, 3)
+    assert hdf5_fletcher32(memoryview(grid)) == hdf5_fletcher32(grid.tobytes())

@@ -125,6 +125,19 @@ def test_failed_write_fails_the_shard_and_removes_temp_file(tmp_path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+def test_interrupt_during_a_write_fails_the_shard(tmp_path, monkeypatch):
+    def interrupted(self, batch, start):
+        raise KeyboardInterrupt
+
+    writer = ShardWriter(tmp_path / shard_name(0), CAMERAS, ATTRS, batch_frames=4)
+    monkeypatch.setattr(ShardWriter, "_write_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_frames(writer, [6])
+    with pytest.raises(RecordingError, match="an earlier write failed; the shard was discarded"):
+        writer.close()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_exception_inside_writer_removes_temp_file(tmp_path):
     path = tmp_path / shard_name(0)
     with pytest.raises(RuntimeError, match="renderer broke"):
