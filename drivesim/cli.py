@@ -124,7 +124,7 @@ def inspect_command(
     out: Path | None = typer.Option(None, "--out", help="Folder for contact-sheet.png and histograms.png (default: the recording folder)."),
     samples: int = typer.Option(24, "--samples", min=1, help="Frames on the contact sheet."),
     camera: str = typer.Option("center", "--camera", help="Camera shown on the contact sheet."),
-    verify: bool = typer.Option(False, "--verify", help="Also check every shard's SHA-256 against the manifest. Without it, only what is read is checked (HDF5 checksums of the frames sampled), so a damaged frame elsewhere goes unnoticed."),
+    verify: bool = typer.Option(False, "--verify", help="Also check every shard's SHA-256 against the manifest, every label against the schema, and decode every image (HDF5's checksums). Without it, only what is read is checked (the frames sampled), so a damaged frame elsewhere goes unnoticed."),
 ) -> None:
     """Summarize a recording: counts, label histograms, events, and a contact sheet of frames with their labels."""
     from drivesim.record import contact_sheet, format_summary, plot_histograms, summarize_recording, verify_recording

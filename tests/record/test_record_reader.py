@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from record_helpers import ATTRS, make_frame, write_frames, write_shard
+from record_helpers import ATTRS, CAMERAS, make_frame, write_frames, write_shard
 from torch.utils.data import DataLoader
 
 from drivesim.record import (
@@ -24,6 +24,7 @@ from drivesim.record import (
     verify_recording,
     write_manifest,
 )
+from drivesim.record.chunk import encode_image_chunk
 
 
 def test_dataset_matches_the_written_frames(recording):
@@ -184,6 +185,26 @@ def test_flipped_bytes_in_an_image_chunk(recording):
     dataset[33 + 4]
     with pytest.raises(RecordingError, match="shard-00001.h5: cannot read images/center frame 5, the file is corrupt"):
         dataset[33 + 5]
+
+
+def test_verify_decodes_every_image_chunk(tmp_path, monkeypatch):
+    # A writer that encoded one chunk wrongly: the file's SHA-256 matches the manifest, the chunk does not decode.
+    from drivesim.record import writer as writer_module
+
+    encoded = []
+
+    def bad_trailer_on_the_8th(image):
+        chunk = encode_image_chunk(image)
+        encoded.append(chunk)
+        return chunk[:-4] + bytes(4) if len(encoded) == 8 else chunk
+
+    monkeypatch.setattr(writer_module, "encode_image_chunk", bad_trailer_on_the_8th)
+    folder = tmp_path / "rec"
+    with RecordingWriter(folder, CAMERAS, ATTRS, seeds=None, shard_frames=30) as writer:
+        write_frames(writer, [7, 12, 5, 9])
+    open_recording(folder)
+    with pytest.raises(RecordingError, match=r"shard-00000.h5: images/center frame 7 does not decode"):
+        verify_recording(folder)
 
 
 def test_manifest_checks(recording):
