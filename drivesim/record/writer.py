@@ -67,6 +67,13 @@ def _json(value: Any, what: str) -> str:
         raise RecordingError(f"{what} must be plain JSON data (no NaN): {error}") from None
 
 
+def _describe(error: Exception) -> str:
+    """One line for a failed write: HDF5's messages span lines and carry buffer addresses and times."""
+    if isinstance(error, OSError) and error.errno:
+        return os.strerror(error.errno)  # e.g. "No space left on device"
+    return " ".join(str(error).split())
+
+
 def _create_group(parent: h5py.Group, name: str) -> h5py.Group:
     gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
     gcpl.set_obj_track_times(False)
@@ -250,7 +257,7 @@ class ShardWriter:
         except BaseException as error:  # Ctrl-C included: the batch may be half in the file
             self._failed = True
             if isinstance(error, Exception):
-                raise RecordingError(f"{self.path}: writing frames failed: {error}") from error
+                raise RecordingError(f"{self.path}: writing frames failed: {_describe(error)}") from error
             raise
         self._buffered = 0
 
@@ -304,23 +311,24 @@ class ShardWriter:
             if self._frames == 0:
                 raise RecordingError(f"{self.path}: no frames were written")
             self._flush()
+            tracks = _json(self._tracks, "tracks")
             try:
                 self._write_scalars(self._frames - self._scalars_written)
-            except Exception as error:
-                raise RecordingError(f"{self.path}: writing frames failed: {error}") from error
-            assert self._file is not None
-            self._file.attrs["tracks"] = _json(self._tracks, "tracks")
-            self._file.flush()
-            self._file.close()
-            self._file = None
-            digest = hashlib.sha256()
-            with open(self.tmp_path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-                os.fsync(f.fileno())
-            size = self.tmp_path.stat().st_size
-            os.replace(self.tmp_path, self.path)
-            fsync_dir(self.path.parent)
+                assert self._file is not None
+                self._file.attrs["tracks"] = tracks
+                self._file.flush()
+                self._file.close()
+                self._file = None
+                digest = hashlib.sha256()
+                with open(self.tmp_path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+                    os.fsync(f.fileno())
+                size = self.tmp_path.stat().st_size
+                os.replace(self.tmp_path, self.path)
+                fsync_dir(self.path.parent)
+            except OSError as error:
+                raise RecordingError(f"{self.path}: completing the shard failed: {_describe(error)}") from error
         except BaseException:
             self.abort()
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -122,6 +123,26 @@ def test_failed_write_fails_the_shard_and_removes_temp_file(tmp_path, monkeypatc
     monkeypatch.setattr(ShardWriter, "_write_batch", disk_full)
     with pytest.raises(RecordingError, match="writing frames failed: No space left on device"):
         write_shard(tmp_path / shard_name(0), lengths=(9, 14, 6), batch_frames=4)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _hdf5_disk_full(*args):
+    # HDF5's own message spans lines and carries a time and a buffer address.
+    raise OSError(errno.ENOSPC, "Can't write data (file write failed: time = Sat Nov 21 2026\n, errno = 28, buf = 0x55d0)")
+
+
+def test_disk_full_while_writing_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(ShardWriter, "_write_batch", _hdf5_disk_full)
+    with pytest.raises(RecordingError) as raised:
+        write_shard(tmp_path / shard_name(0), lengths=(9, 14, 6), batch_frames=4)
+    assert str(raised.value) == f"{tmp_path / shard_name(0)}: writing frames failed: No space left on device"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_while_completing_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(ShardWriter, "_write_scalars", _hdf5_disk_full)
+    with pytest.raises(RecordingError, match=r"shard-00000.h5: completing the shard failed: No space left on device$"):
+        write_shard(tmp_path / shard_name(0), lengths=(5,), batch_frames=4)
     assert list(tmp_path.iterdir()) == []
 
 
