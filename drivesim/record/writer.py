@@ -1,7 +1,8 @@
 """Writing shards: `ShardWriter` (one process, one file) and `RecordingWriter` (a folder of shards + manifest).
 
 A shard is written as `shard-NNNNN.h5.tmp`, in batches appended to resizable
-datasets so memory stays flat, every batch validated against the schema.
+datasets so memory stays flat, every batch validated against the schema
+(images go to the file with each batch, scalars a whole chunk at a time).
 On a clean close the file is flushed, fsynced, hashed and renamed to its
 final name; on an error the temporary file is deleted, so a file under a
 shard name is always complete. Images are stored one frame per chunk,
@@ -11,7 +12,7 @@ same bytes.
 
 Compressing images is the largest single cost of recording, so image
 chunks are deflated by ISA-L and handed to HDF5 ready-made (`record.chunk`:
-zlib streams and checksums like those HDF5's own filters store, made 3.5-5x
+zlib streams and checksums like those HDF5's own filters store, made 4-5x
 faster). Batches are written on the caller's thread: a second thread for
 the writes, which paid while zlib compressed, now loses about as much to
 the hand-overs of Python's GIL as it gains.
