@@ -5,8 +5,8 @@ that depends only on (run seed, i): it picks its track, then drives episodes
 on it (each from a random start, with its own appearance and noise) until it
 holds its frames. So the recording is byte-identical whatever the number of
 workers (on one machine with the same packages; the pixels and labels are
-the same everywhere), and an interrupted run resumes by redoing only the shards that are
-missing. The manifest is written last.
+the same everywhere), and an interrupted run resumes by redoing only the
+shards that are missing. The manifest is written last.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Deflating images is the largest cost of recording. ISA-L's deflate (the
 `isal` package) compresses generated 160x120 frames 4-5x faster than zlib's
-level 1, for 9-11 % more bytes (`scripts/benchmark.py compression`). Its output is a standard zlib stream, which
-HDF5's gzip filter inflates with plain zlib, so any HDF5 reader (h5py with
-no plugins included) opens the shards exactly as before. The writer hands
+level 1, for 9-11 % more bytes (`scripts/benchmark.py compression`). Its
+output is a standard zlib stream, which HDF5's gzip filter inflates with
+plain zlib, so any HDF5 reader (h5py with no plugins included) opens the
+shards exactly as before. The writer hands
 the encoded chunks to HDF5 with `write_direct_chunk`, which skips HDF5's own
 filters; so this module also computes HDF5's fletcher32 trailer, bit for bit
 as HDF5 does (`H5_checksum_fletcher32`; tested against HDF5 itself).
@@ -17,7 +18,7 @@ import numpy as np
 from isal import isal_zlib
 
 IMAGE_DEFLATE_LEVEL = 1
-"""ISA-L deflate level of image chunks (0-3); levels 2-3 save under 1 % more on road frames and cost up to 2x the time."""
+"""ISA-L deflate level of image chunks (0-3); levels 2-3 save under 1 % more on generated frames and cost up to 1.7x the time."""
 IMAGE_FILTERS = (h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_FLETCHER32)
 """The filter pipeline, in order, that `encode_image_chunk`'s bytes are the output of."""
 

@@ -221,10 +221,13 @@ def _check_images(path: Path) -> None:
     with open_shard(path) as f:
         for name, dataset in f["images"].items():
             for start in range(0, len(dataset), VERIFY_BLOCK):
+                end = min(start + VERIFY_BLOCK, len(dataset))
                 try:
-                    dataset[start : start + VERIFY_BLOCK]
-                except OSError:
-                    frame = next(i for i in range(start, start + VERIFY_BLOCK) if not _decodes(dataset, i))
+                    dataset[start:end]
+                except OSError as error:
+                    frame = next((i for i in range(start, end) if not _decodes(dataset, i)), None)
+                    if frame is None:  # the block failed, no single frame does: report the read itself
+                        raise RecordingError(f"{path}: reading images/{name} frames {start}-{end - 1} failed: {error}") from None
                     raise RecordingError(f"{path}: images/{name} frame {frame} does not decode (bad deflate stream or checksum)") from None
 
 
