@@ -28,29 +28,30 @@ def perlin_tile(shape: tuple[int, int], cells: tuple[int, int], rng: np.random.G
     x0 = np.floor(x).astype(np.int64)
     fy = (y - y0)[:, None]
     fx = (x - x0)[None, :]
-    y0 %= cy
-    x0 %= cx
+    # Texel centres lie inside the tile, so y0 < cy and x0 < cx; only the far corners wrap.
     y1 = (y0 + 1) % cy
-    x1 = (x0 + 1) % cx
-
-    # Gather gradient rows first, then columns: two small takes instead of one 2-D fancy index per corner.
+    # Gather gradient rows first, then columns. x0 never decreases, so gathering columns is
+    # repeating each lattice column by the number of texels in its cell (a copy, not a fancy index).
     gx0, gy0, gx1, gy1 = gx[y0], gy[y0], gx[y1], gy[y1]
+    per_cell = np.bincount(x0, minlength=cx)
 
-    def corner(grad_x: np.ndarray, grad_y: np.ndarray, ix: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
-        value = grad_x[:, ix] * dx
-        value += grad_y[:, ix] * dy
+    def corner(grad_x: np.ndarray, grad_y: np.ndarray, right: bool, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+        if right:  # the cell's right corner: the next lattice column, wrapping
+            grad_x, grad_y = np.roll(grad_x, -1, axis=1), np.roll(grad_y, -1, axis=1)
+        value = np.repeat(grad_x, per_cell, axis=1) * dx
+        value += np.repeat(grad_y, per_cell, axis=1) * dy
         return value
 
-    n00 = corner(gx0, gy0, x0, fy, fx)
-    n01 = corner(gx0, gy0, x1, fy, fx - 1)
-    n10 = corner(gx1, gy1, x0, fy - 1, fx)
-    n11 = corner(gx1, gy1, x1, fy - 1, fx - 1)
+    n00 = corner(gx0, gy0, False, fy, fx)
+    n01 = corner(gx0, gy0, True, fy, fx - 1)
+    n10 = corner(gx1, gy1, False, fy - 1, fx)
+    n11 = corner(gx1, gy1, True, fy - 1, fx - 1)
     # Quintic fade: C2-continuous, so no grid lines show in the shading.
     uy = fy * fy * fy * (fy * (fy * 6 - 15) + 10)
     ux = fx * fx * fx * (fx * (fx * 6 - 15) + 10)
     top = n00 + ux * (n01 - n00)
     bottom = n10 + ux * (n11 - n10)
-    return ((top + uy * (bottom - top)) * np.float32(1.41421356)).astype(np.float32)
+    return ((top + uy * (bottom - top)) * np.float32(1.41421356)).astype(np.float32, copy=False)
 
 
 def fractal_tile(

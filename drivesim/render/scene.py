@@ -56,6 +56,8 @@ DETAIL_SEED = 0xD37A11
 """Seed of the one detail texture all scenes share."""
 CHUNK = 200_000
 """Texels processed at once while building, to bound temporary memory."""
+GUESS_SCALE = 2
+"""The road field's nearest-centreline-point guesses are made on a grid this many times coarser."""
 HORIZON_SAMPLES = 2048
 """Azimuth samples of the horizon profile over a full turn."""
 
@@ -176,9 +178,11 @@ def _road_field(track: Track, resolution: float, rng: np.random.Generator) -> tu
     del mask
     # A whole number of dash periods per lap, so the pattern is continuous across the start line.
     dash_period = track.length / max(1, round(track.length / DASH_PERIOD))
+    guess = _nearest_point_guess(track, (rows, cols), (x0, y0), resolution)
     for start in range(0, len(ix), CHUNK):  # in chunks: projection temporaries are ~100 bytes a point
         cy, cx = iy[start : start + CHUNK], ix[start : start + CHUNK]
-        projection = track.project(x0 + cx * resolution, y0 + cy * resolution)
+        px, py = x0 + cx * resolution, y0 + cy * resolution
+        projection = track.project(px, py, nearest=track.nearest_points(px, py, guess[cy // GUESS_SCALE, cx // GUESS_SCALE]))
         offset = np.clip(projection.lateral_offset, -FIELD_CLIP, FIELD_CLIP) + FIELD_CLIP
         field[cy, cx, 0] = np.round(offset * 100).astype(np.uint16)
         phase = np.mod(projection.s, dash_period)
@@ -202,6 +206,24 @@ def _road_field(track: Track, resolution: float, rng: np.random.Generator) -> tu
         field[start:end, :, 2] = np.searchsorted(thresholds, band)
     field[..., 3] = 0
     return field, (x0, y0), float(dash_period)
+
+
+def _nearest_point_guess(track: Track, shape: tuple[int, int], origin: tuple[float, float], resolution: float) -> np.ndarray:
+    """Index of a centreline point near each cell of a grid GUESS_SCALE times coarser than the road field.
+
+    A distance transform of the rasterized centreline points labels every cell with the point at the
+    (approximately) nearest of them: a few points off at worst, which `Track.nearest_points` walks
+    away, at a fraction of the cost of a tree search for every texel.
+    """
+    cell = resolution * GUESS_SCALE
+    rows, cols = -(-shape[0] // GUESS_SCALE), -(-shape[1] // GUESS_SCALE)
+    at = np.floor((track.centreline - origin) / cell + 0.5 / GUESS_SCALE).astype(np.int64)  # the cell of each point's texel
+    seeds = np.full((rows, cols), 255, np.uint8)
+    seeds[at[:, 1], at[:, 0]] = 0
+    _, labels = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    point_of_label = np.zeros(int(labels.max()) + 1, np.int64)
+    point_of_label[labels[at[:, 1], at[:, 0]]] = np.arange(len(at))  # points sharing a cell: the last one
+    return point_of_label[labels]
 
 
 @functools.lru_cache(maxsize=2)

@@ -137,12 +137,15 @@ class Track:
         y: np.ndarray | float,
         yaw: np.ndarray | float | None = None,
         near_s: float | None = None,
+        nearest: np.ndarray | None = None,
     ) -> Projection:
         """Nearest centreline point for each (x, y): progress, signed offset and heading error.
 
         With `near_s` [m], only the centreline within `NEAR_WINDOW` of that
         progress is searched: much faster for a car whose last position is
-        known, and never confused by another part of the road nearby.
+        known, and never confused by another part of the road nearby. With
+        `nearest` (each point's nearest centreline point index, as from
+        `nearest_points`, shaped like the points), no search is done.
         """
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
@@ -150,7 +153,10 @@ class Track:
         px = np.broadcast_to(x, shape).reshape(-1, 1)
         py = np.broadcast_to(y, shape).reshape(-1, 1)
         if near_s is None:
-            _, nearest = self._tree.query(np.column_stack([px[:, 0], py[:, 0]]))
+            if nearest is None:
+                _, nearest = self._tree.query(np.column_stack([px[:, 0], py[:, 0]]))
+            else:
+                nearest = np.broadcast_to(np.asarray(nearest, dtype=np.int64), shape).ravel()
             # The nearest point lies on one of the two segments that meet at
             # the nearest vertex; test both and keep the closer foot point.
             candidates = np.stack([(nearest - 1) % len(self.centreline), nearest], axis=1)
@@ -172,6 +178,36 @@ class Track:
             road_heading = self._heading_at_segment(index, t_best)
             heading_error = wrap_angle(np.broadcast_to(np.asarray(yaw, dtype=np.float64), shape).ravel() - road_heading)
         return Projection(s.reshape(shape), offset.reshape(shape), heading_error.reshape(shape))
+
+    def nearest_points(self, x: np.ndarray, y: np.ndarray, guess: np.ndarray) -> np.ndarray:
+        """Index of the centreline point nearest each (x, y) (1-D arrays), walked to from `guess`, an index
+        near it for each point: each step moves to whichever neighbour along the centreline is nearer.
+
+        The walk ends at the first point nearer than both its neighbours, which is the nearest of all unless
+        the guess lies on another stretch of road that is nearly as close (a point about midway between
+        two parts of a hairpin). With guesses a few points off it costs a fraction of a tree search.
+        """
+        count = len(self._columns[0])
+        index = np.asarray(guess, dtype=np.int64) % count
+        point_x, point_y = self._columns[0], self._columns[1]
+
+        def dist2(points: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+            return (x[points] - point_x[vertices]) ** 2 + (y[points] - point_y[vertices]) ** 2
+
+        todo = np.arange(len(index))
+        here = dist2(todo, index)
+        for _ in range(count):  # a walk never passes every point
+            if len(todo) == 0:
+                break
+            ahead, behind = (index[todo] + 1) % count, (index[todo] - 1) % count
+            d_ahead, d_behind = dist2(todo, ahead), dist2(todo, behind)
+            back = (d_behind < here) & (d_behind <= d_ahead)
+            on = (d_ahead < here) & ~back
+            moved = back | on
+            index[todo[back]], index[todo[on]] = behind[back], ahead[on]
+            here = np.where(back, d_behind, d_ahead)[moved]
+            todo = todo[moved]
+        return index
 
     def project_near(self, x: float, y: float, yaw: float, near_s: float) -> tuple[float, float, float]:
         """`project(x, y, yaw, near_s)` of one point as plain floats (s, lateral offset, heading error):

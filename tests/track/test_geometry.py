@@ -80,3 +80,21 @@ def test_distance_near_is_the_size_of_projects_offset_bit_for_bit(s, offset, spr
     y = float(pose.y) + spread * np.array([0.5, 1.0, -1.0, -0.5])
     expected = np.abs(TRACK.project(x, y, near_s=s + lag).lateral_offset)
     np.testing.assert_array_equal(TRACK.distance_near(x, y, s + lag), expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), spread=st.integers(0, 40))
+def test_nearest_points_walks_to_the_tree_searchs_answer(seed, spread):
+    # The road field is built from these walks; a walk that stopped short would put lines in the wrong place.
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(0, TRACK.length, 500)
+    pose = TRACK.pose_at(s, rng.uniform(-16.5, 16.5, 500))
+    _, tree = TRACK._tree.query(np.column_stack([pose.x, pose.y]))
+    guess = tree + rng.integers(-spread, spread + 1, 500)
+    found = TRACK.nearest_points(pose.x, pose.y, guess)
+    np.testing.assert_array_equal(np.hypot(*(TRACK.centreline[found] - np.column_stack([pose.x, pose.y])).T),
+                                  np.hypot(*(TRACK.centreline[tree] - np.column_stack([pose.x, pose.y])).T))
+    with_nearest = TRACK.project(pose.x, pose.y, nearest=found)
+    searched = TRACK.project(pose.x, pose.y)
+    np.testing.assert_array_equal(with_nearest.s, searched.s)
+    np.testing.assert_array_equal(with_nearest.lateral_offset, searched.lateral_offset)
