@@ -38,8 +38,12 @@ def perlin_tile(shape: tuple[int, int], cells: tuple[int, int], rng: np.random.G
     def corner(grad_x: np.ndarray, grad_y: np.ndarray, right: bool, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
         if right:  # the cell's right corner: the next lattice column, wrapping
             grad_x, grad_y = np.roll(grad_x, -1, axis=1), np.roll(grad_y, -1, axis=1)
-        value = np.repeat(grad_x, per_cell, axis=1) * dx
-        value += np.repeat(grad_y, per_cell, axis=1) * dy
+        # float64, as the products with the float64 fractions fx and fy always were.
+        value = np.repeat(grad_x.astype(np.float64), per_cell, axis=1)
+        value *= dx
+        along_y = np.repeat(grad_y.astype(np.float64), per_cell, axis=1)
+        along_y *= dy
+        value += along_y
         return value
 
     n00 = corner(gx0, gy0, False, fy, fx)
@@ -49,9 +53,21 @@ def perlin_tile(shape: tuple[int, int], cells: tuple[int, int], rng: np.random.G
     # Quintic fade: C2-continuous, so no grid lines show in the shading.
     uy = fy * fy * fy * (fy * (fy * 6 - 15) + 10)
     ux = fx * fx * fx * (fx * (fx * 6 - 15) + 10)
-    top = n00 + ux * (n01 - n00)
-    bottom = n10 + ux * (n11 - n10)
-    return ((top + uy * (bottom - top)) * np.float32(1.41421356)).astype(np.float32, copy=False)
+    # top = n00 + ux * (n01 - n00), bottom likewise, result = top + uy * (bottom - top), all in place:
+    # the same float32 operations, without a temporary array for each.
+    top = n01
+    top -= n00
+    top *= ux
+    top += n00
+    bottom = n11
+    bottom -= n10
+    bottom *= ux
+    bottom += n10
+    bottom -= top
+    bottom *= uy
+    bottom += top
+    bottom *= np.float32(1.41421356)
+    return bottom.astype(np.float32)
 
 
 def fractal_tile(

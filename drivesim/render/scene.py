@@ -195,6 +195,10 @@ def _road_field(track: Track, resolution: float, rng: np.random.Generator) -> tu
     blotches = fractal_tile(coarse, (max(1, coarse[0] // 3), max(1, coarse[1] // 3)), rng, octaves=2)
     variation = (0.8 * patches + 0.6 * blotches).astype(np.float32)
     thresholds = float(variation.std()) * ndtri(np.arange(1, VARIATION_LEVELS) / VARIATION_LEVELS)
+    # The level is the number of thresholds below the value. The value is float32, so comparing it with
+    # each float64 threshold rounded down to float32 gives the same answers, and is far faster than
+    # np.searchsorted (which compares in float64).
+    below = [np.float32(t) if float(np.float32(t)) <= t else np.nextafter(np.float32(t), np.float32(-np.inf)) for t in thresholds]
     for start in range(0, rows, max(1, CHUNK // cols)):
         end = min(rows, start + max(1, CHUNK // cols))
         # Enlarge a band of rows of the coarse grid (bilinear, as cv2.resize would) and quantize it.
@@ -203,7 +207,10 @@ def _road_field(track: Track, resolution: float, rng: np.random.Generator) -> tu
         band = cv2.remap(variation, *np.meshgrid(gx.astype(np.float32), gy.astype(np.float32)), cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE)
         # Integers: bilinear sampling rounds, so the sampled value is already a level.
-        field[start:end, :, 2] = np.searchsorted(thresholds, band)
+        level = np.zeros(band.shape, np.uint8)
+        for threshold in below:
+            level += band > threshold
+        field[start:end, :, 2] = level
     field[..., 3] = 0
     return field, (x0, y0), float(dash_period)
 
