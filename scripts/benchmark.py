@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py render [--frames 3000] [--episodes 3]
     python scripts/benchmark.py generate [--frames 4000]     # one worker vs Gymnasium CarRacing-v3
+    python scripts/benchmark.py setup [--tracks 12]          # per-shard scene and per-episode look set-up
     python scripts/benchmark.py compression [--frames 1000]  # image codecs: size, speed (ISA-L vs zlib)
     python scripts/benchmark.py parallel [--frames 8000]     # two workers vs one
     python scripts/benchmark.py memory                       # peak RSS of a worker at 2k and 50k frames
@@ -86,7 +87,7 @@ def cmd_render(args: argparse.Namespace) -> None:
         print(f"  randomization {level:5s}: {fps:7.0f} frames/s ({1e6 / fps:.0f} us/frame); per-episode set-up {episode_ms:.0f} ms")
 
 
-def _generate_once(frames: int, workers: int, randomize: str, folder: str, shard_frames: int = 1000) -> float:
+def _generate_once(frames: int, workers: int, randomize: str, folder: str, shard_frames: int = 1000, tracks: str = "tracks/train") -> float:
     """Frames/s of `drivesim generate` (expert, 160x120 centre camera, gzip shards) into a fresh folder."""
     import shutil
 
@@ -94,7 +95,7 @@ def _generate_once(frames: int, workers: int, randomize: str, folder: str, shard
     from drivesim.generate import generate
 
     shutil.rmtree(folder, ignore_errors=True)
-    config = GenerateConfig(frames=frames, shard_frames=shard_frames, seed=7, tracks="tracks/train", randomization=RandomizationConfig.preset(randomize), noise=NoiseConfig(steering_std=0.1))
+    config = GenerateConfig(frames=frames, shard_frames=shard_frames, seed=7, tracks=tracks, randomization=RandomizationConfig.preset(randomize), noise=NoiseConfig(steering_std=0.1))
     result = generate(config, folder, workers=workers, progress=False)
     shutil.rmtree(folder, ignore_errors=True)
     return result.frames_per_second
@@ -174,6 +175,52 @@ def cmd_generate(args: argparse.Namespace) -> None:
             print(f"  randomization {level:5s}, {how} of the same frames alone, one core: {fps:6.0f} frames/s{ratio}")
 
 
+def cmd_setup(args: argparse.Namespace) -> None:
+    """What a shard and an episode cost before their first frame: a fresh track, its scene, a look."""
+    from drivesim.generate import choose_track
+    from drivesim.render.camera import camera_pose
+    from drivesim.render.look import Look
+    from drivesim.render.scene import _road_field
+    from drivesim.render.sprites import make_sprites
+    from drivesim.render.view import camera_setup
+
+    cv2.setNumThreads(1)
+    parts = {"track": 0.0, "scene": 0.0, "road field": 0.0, "sprites": 0.0}
+    config = argparse.Namespace(tracks="random")
+    build_scene(generate_track(0, TrackConfig()))  # first-call costs (imports, the shared detail texture) are not per shard
+    looks, look_seconds = 0, 0.0
+    for shard in range(args.tracks):
+        rng = np.random.default_rng([args.seed, shard])  # as generate draws shard `shard`'s track
+        start = time.perf_counter()
+        track = choose_track(config, rng, None)
+        parts["track"] += time.perf_counter() - start
+        start = time.perf_counter()
+        scene = build_scene(track)
+        parts["scene"] += time.perf_counter() - start
+        # The two largest parts, timed again on their own (the same work as inside build_scene).
+        start = time.perf_counter()
+        _road_field(track, scene.field_resolution, np.random.default_rng(0))
+        parts["road field"] += time.perf_counter() - start
+        start = time.perf_counter()
+        make_sprites(np.random.default_rng(0))
+        parts["sprites"] += time.perf_counter() - start
+        camera, start_line = CameraConfig(), track.pose_at(0.0)
+        car = CarState(float(start_line.x), float(start_line.y), float(start_line.yaw), 0.0)
+        for _ in range(args.looks):
+            appearance = sample_appearance(RandomizationConfig.preset("full"), rng)
+            mounted = appearance.apply_to_camera(camera)
+            start = time.perf_counter()
+            look = Look(scene, appearance)
+            camera_setup(look, mounted, camera_pose(car, mounted, 0.0))
+            look_seconds += time.perf_counter() - start
+            looks += 1
+    per_track = {name: 1000 * seconds / args.tracks for name, seconds in parts.items()}
+    print(f"set-up benchmark: {args.tracks} fresh random tracks as `generate --tracks random` draws them, one core")
+    print(f"  per shard: track {per_track['track']:.0f} ms + scene {per_track['scene']:.0f} ms "
+          f"(of which road field {per_track['road field']:.0f} ms, sprites {per_track['sprites']:.0f} ms)")
+    print(f"  per episode (randomization full): look and camera set-up {1000 * look_seconds / looks:.0f} ms")
+
+
 def cmd_compression(args: argparse.Namespace) -> None:
     import tempfile
     import zlib
@@ -206,12 +253,12 @@ def cmd_parallel(args: argparse.Namespace) -> None:
     import tempfile
 
     folder = tempfile.mkdtemp(prefix="bench-parallel-")
-    print(f"parallel benchmark: {args.frames} frames in shards of {args.shard_frames}, randomization {args.randomize}")
+    print(f"parallel benchmark: {args.frames} frames in shards of {args.shard_frames}, randomization {args.randomize}, tracks {args.tracks}")
     # Alternating and keeping the best of each: a shared machine's speed drifts by tens of per cent.
     ones, twos = [], []
     for _ in range(args.repeats):
-        ones.append(_generate_once(args.frames, 1, args.randomize, folder, args.shard_frames))
-        twos.append(_generate_once(args.frames, 2, args.randomize, folder, args.shard_frames))
+        ones.append(_generate_once(args.frames, 1, args.randomize, folder, args.shard_frames, args.tracks))
+        twos.append(_generate_once(args.frames, 2, args.randomize, folder, args.shard_frames, args.tracks))
     one, two = max(ones), max(twos)
     runs = f" (best of {args.repeats}: {', '.join(f'{x:.0f}' for x in ones)} / {', '.join(f'{x:.0f}' for x in twos)})"
     print(f"  1 worker:  {one:6.0f} frames/s\n  2 workers: {two:6.0f} frames/s = {two / one:.2f}x{runs}")
@@ -411,6 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--car-racing-steps", type=int, default=1000)
     gen.set_defaults(func=cmd_generate)
 
+    setup = commands.add_parser("setup", help="per-shard (track, scene) and per-episode (look) set-up time")
+    setup.add_argument("--tracks", type=int, default=12, help="fresh random tracks")
+    setup.add_argument("--looks", type=int, default=2, help="full-randomization looks per track")
+    setup.add_argument("--seed", type=int, default=0)
+    setup.set_defaults(func=cmd_setup)
     comp = commands.add_parser("compression", help="size and speed of the image codecs on generated frames")
     comp.add_argument("--frames", type=int, default=1000)
     comp.add_argument("--levels", nargs="+", choices=["none", "light", "full"], default=["none", "full"])
@@ -421,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--shard-frames", type=int, default=500)
     par.add_argument("--randomize", default="full", choices=["none", "light", "full"])
     par.add_argument("--repeats", type=int, default=3, help="alternating runs of each; the best counts")
+    par.add_argument("--tracks", default="tracks/train", help="a track pool (its shards share scenes per process) or random (a scene per shard)")
     par.set_defaults(func=cmd_parallel)
 
     mem = commands.add_parser("memory", help="peak RSS of a generation worker as frames grow")
