@@ -54,7 +54,7 @@ def perlin_tile(shape: tuple[int, int], cells: tuple[int, int], rng: np.random.G
     uy = fy * fy * fy * (fy * (fy * 6 - 15) + 10)
     ux = fx * fx * fx * (fx * (fx * 6 - 15) + 10)
     # top = n00 + ux * (n01 - n00), bottom likewise, result = top + uy * (bottom - top), all in place:
-    # the same float32 operations, without a temporary array for each.
+    # the same float64 operations as those expressions, without a temporary array for each.
     top = n01
     top -= n00
     top *= ux
