@@ -437,7 +437,8 @@ def cmd_closedloop(args: argparse.Namespace) -> None:
         shared = evaluate(policy, config, name="bench", workers=cores).overall["frames"]
         rate = shared / (time.perf_counter() - start)
         processes = min(cores, tracks)
-        print(f"  eval with the tracks shared out to {processes} processes ({cores // processes} torch thread(s) each): {rate:6.0f} frames/s = {rate / loop_rate:.2f}x the single lock-step loop")
+        print(f"  eval with the tracks shared out to {processes} processes ({cores // processes} torch thread(s) each): {rate:6.0f} frames/s = "
+              f"{rate / loop_rate:.2f}x the single lock-step loop = {rate / network_rate:.2f} of the network alone")
 
 
 def build_parser() -> argparse.ArgumentParser:
