@@ -8,9 +8,9 @@ workers (on one machine with the same packages; the pixels and labels are
 the same everywhere), and an interrupted run resumes by redoing only the
 shards that are missing. The manifest is written last.
 
-With a track pool, a process is handed the shards of one track together and
-keeps its last scene for the next shard on the same track, so a scene is
-built about once per track instead of once per shard.
+With a track pool, shards are handed out sorted by the track they drive, and
+a process keeps its last scene for its next shard on the same track, so a
+scene is built about once per track and process instead of once per shard.
 """
 
 from __future__ import annotations
@@ -121,10 +121,10 @@ def choose_track(config: GenerateConfig, rng: np.random.Generator, pool: list[Tr
 class LastScene:
     """The scene of the last shard's track, for the next shard if it drives the same track.
 
-    A scene costs a few tenths of a second; with a track pool, a process is
-    handed the shards of one track together (`shard_groups`). At most one scene
-    is held: the old one is let go before a new one is built, so a worker's
-    memory peak does not grow.
+    A scene costs a few tenths of a second; with a track pool, shards are handed
+    out sorted by track (`by_track`), so a process's consecutive shards mostly
+    share one. At most one scene is held: the old one is let go before a new one
+    is built, so a worker's memory peak does not grow.
     """
 
     def __init__(self) -> None:
@@ -138,21 +138,17 @@ class LastScene:
         return self._scene
 
 
-def shard_groups(jobs: list[ShardJob], config: GenerateConfig, pool: list[Track] | None, workers: int = 1) -> list[list[ShardJob]]:
-    """`jobs` cut into units of work for `workers` processes: with a track pool, the shards of one track
-    together (at most a 2 * workers-th of all, so one busy track cannot leave a process idle), largest
-    first; fresh random tracks are all different, so there each shard is its own unit, in index order.
-    How shards are grouped never changes what a shard holds."""
+def by_track(jobs: list[ShardJob], config: GenerateConfig, pool: list[Track] | None) -> list[ShardJob]:
+    """`jobs` in the order of the pool track each will drive (then by index), so that shards of one track
+    follow each other; unchanged for fresh random tracks. Order never changes what a shard holds."""
     if not pool:
-        return [[job] for job in jobs]
+        return jobs
     position = {id(track): i for i, track in enumerate(pool)}
-    by_track: dict[int, list[ShardJob]] = {}
-    for job in jobs:
-        track = choose_track(config, np.random.default_rng([config.seed, job.index]), pool)
-        by_track.setdefault(position[id(track)], []).append(job)
-    cap = max(1, math.ceil(len(jobs) / (2 * workers)))
-    groups = [same[i : i + cap] for _, same in sorted(by_track.items()) for i in range(0, len(same), cap)]
-    return sorted(groups, key=len, reverse=True)  # stable: equal sizes stay in track order
+
+    def key(job: ShardJob) -> tuple[int, int]:
+        return position[id(choose_track(config, np.random.default_rng([config.seed, job.index]), pool))], job.index
+
+    return sorted(jobs, key=key)
 
 
 def write_shard(
@@ -298,13 +294,13 @@ def _init_worker(progress_queue: Any) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def _worker_write_shards(jobs: list[ShardJob], config: GenerateConfig, folder: Path) -> list[ShardInfo]:
+def _worker_write_shard(job: ShardJob, config: GenerateConfig, folder: Path) -> ShardInfo:
     pool = None
     if config.tracks != "random":
         if config.tracks not in _worker_pools:
             _worker_pools[config.tracks] = load_tracks(config.tracks)
         pool = _worker_pools[config.tracks]
-    return [write_shard(job, config, folder, pool, on_frames=_progress_queue.put, scenes=_worker_scenes) for job in jobs]
+    return write_shard(job, config, folder, pool, on_frames=_progress_queue.put, scenes=_worker_scenes)
 
 
 def generate(
@@ -322,18 +318,17 @@ def generate(
     pool = load_tracks(config.tracks) if config.tracks != "random" else None
     folder.mkdir(parents=True, exist_ok=True)
     kept = prepare_folder(folder, config, force)
-    todo = [job for job in plan_shards(config) if job.index not in kept]
+    todo = by_track([job for job in plan_shards(config) if job.index not in kept], config, pool)
     started = time.perf_counter()
     done = dict(kept)
     bar = _progress_bar(config.frames, sum(i.frames for i in kept.values()), progress)
     try:
-        groups = shard_groups(todo, config, pool, workers)
         if workers == 1 or len(todo) <= 1:
             scenes = LastScene()
-            for job in (job for group in groups for job in group):
+            for job in todo:
                 done[job.index] = write_shard(job, config, folder, pool, on_frames=bar.update, scenes=scenes)
         else:
-            done.update(_run_pool(groups, config, folder, workers, bar))
+            done.update(_run_pool(todo, config, folder, workers, bar))
     finally:
         bar.close()
     shards = [done[job.index] for job in plan_shards(config)]
@@ -342,16 +337,15 @@ def generate(
     return GenerateResult(folder, config.frames, len(shards), len(kept), made, time.perf_counter() - started)
 
 
-def _run_pool(groups: list[list[ShardJob]], config: GenerateConfig, folder: Path, workers: int, bar: Any) -> dict[int, ShardInfo]:
+def _run_pool(todo: list[ShardJob], config: GenerateConfig, folder: Path, workers: int, bar: Any) -> dict[int, ShardInfo]:
     context = multiprocessing.get_context("spawn")
     progress_queue = context.Queue()
     results: dict[int, ShardInfo] = {}
-    with ProcessPoolExecutor(max_workers=min(workers, len(groups)), mp_context=context, initializer=_init_worker, initargs=(progress_queue,)) as executor:
-        futures: dict[Future, list[ShardJob]] = {executor.submit(_worker_write_shards, group, config, folder): group for group in groups}
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context, initializer=_init_worker, initargs=(progress_queue,)) as executor:
+        futures: dict[Future, ShardJob] = {executor.submit(_worker_write_shard, job, config, folder): job for job in todo}
 
         def keep(future: Future) -> None:
-            for job, info in zip(futures[future], future.result(), strict=True):
-                results[job.index] = info
+            results[futures[future].index] = future.result()
 
         try:
             wait_with_progress(futures, progress_queue, bar, keep)
@@ -366,4 +360,4 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
     return tqdm(total=total, initial=initial, unit="frame", unit_scale=True, desc="generate", disable=not enabled, smoothing=0.05, dynamic_ncols=True)
 
 
-__all__ = ["GenerateError", "GenerateResult", "LastScene", "ShardJob", "generate", "plan_shards", "prepare_folder", "shard_groups", "write_shard"]
+__all__ = ["GenerateError", "GenerateResult", "LastScene", "ShardJob", "by_track", "generate", "plan_shards", "prepare_folder", "write_shard"]
