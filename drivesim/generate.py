@@ -7,10 +7,6 @@ holds its frames. So the recording is byte-identical whatever the number of
 workers (on one machine with the same packages; the pixels and labels are
 the same everywhere), and an interrupted run resumes by redoing only the
 shards that are missing. The manifest is written last.
-
-With a track pool, shards are handed out sorted by the track they drive, and
-a process keeps its last scene for its next shard on the same track, so a
-scene is built about once per track and process instead of once per shard.
 """
 
 from __future__ import annotations
@@ -47,7 +43,6 @@ from drivesim.record import (
 from drivesim.record.manifest import MANIFEST_NAME
 from drivesim.record.reader import file_sha256
 from drivesim.render.frame_source import RigView
-from drivesim.render.scene import Scene, build_scene
 from drivesim.sim import World
 from drivesim.track import Track, generate_track, load_tracks, random_track_config
 
@@ -118,54 +113,17 @@ def choose_track(config: GenerateConfig, rng: np.random.Generator, pool: list[Tr
     return generate_track(seed, random_track_config(rng))
 
 
-class LastScene:
-    """The scene of the last shard's track, for the next shard if it drives the same track.
-
-    A scene costs a few tenths of a second; with a track pool, shards are handed
-    out sorted by track (`by_track`), so a process's consecutive shards mostly
-    share one. At most one scene is held: the old one is let go before a new one
-    is built, so a worker's memory peak does not grow.
-    """
-
-    def __init__(self) -> None:
-        self._scene: Scene | None = None
-
-    def get(self, track: Track) -> Scene:
-        """The scene of `track`: the kept one if it is of this very track, else a freshly built one."""
-        if self._scene is None or self._scene.track is not track:
-            self._scene = None
-            self._scene = build_scene(track)
-        return self._scene
-
-
-def by_track(jobs: list[ShardJob], config: GenerateConfig, pool: list[Track] | None) -> list[ShardJob]:
-    """`jobs` in the order of the pool track each will drive (then by index), so that shards of one track
-    follow each other; unchanged for fresh random tracks. Order never changes what a shard holds."""
-    if not pool:
-        return jobs
-    position = {id(track): i for i, track in enumerate(pool)}
-
-    def key(job: ShardJob) -> tuple[int, int]:
-        return position[id(choose_track(config, np.random.default_rng([config.seed, job.index]), pool))], job.index
-
-    return sorted(jobs, key=key)
-
-
 def write_shard(
     job: ShardJob,
     config: GenerateConfig,
     folder: Path,
     pool: list[Track] | None,
     on_frames: Callable[[int], None] | None = None,
-    scenes: LastScene | None = None,
 ) -> ShardInfo:
-    """Drive episodes until shard `job.index` holds `job.frames` frames; write it atomically.
-
-    `scenes` lets consecutive shards on the same track share its scene; the shard's bytes are the same
-    either way."""
+    """Drive episodes until shard `job.index` holds `job.frames` frames; write it atomically."""
     rng = np.random.default_rng([config.seed, job.index])
     track = choose_track(config, rng, pool)
-    view = RigView(track, config.rig, config.randomization, scenes.get(track) if scenes is not None else None)
+    view = RigView(track, config.rig, config.randomization)
     world = World(track, config.car, config.world)
     expert = ExpertDriver(config.expert)
     policy = load_policy(config.policy) if config.policy else None
@@ -281,8 +239,6 @@ def load_policy(checkpoint: str) -> Any:
 _progress_queue: Any = None
 _worker_pools: dict[str, list[Track]] = {}
 """Track pools a worker process has loaded, by source: loaded and validated once, not per shard."""
-_worker_scenes = LastScene()
-"""The worker's last scene, kept for its next shard."""
 
 
 def _init_worker(progress_queue: Any) -> None:
@@ -300,7 +256,7 @@ def _worker_write_shard(job: ShardJob, config: GenerateConfig, folder: Path) -> 
         if config.tracks not in _worker_pools:
             _worker_pools[config.tracks] = load_tracks(config.tracks)
         pool = _worker_pools[config.tracks]
-    return write_shard(job, config, folder, pool, on_frames=_progress_queue.put, scenes=_worker_scenes)
+    return write_shard(job, config, folder, pool, on_frames=_progress_queue.put)
 
 
 def generate(
@@ -318,15 +274,14 @@ def generate(
     pool = load_tracks(config.tracks) if config.tracks != "random" else None
     folder.mkdir(parents=True, exist_ok=True)
     kept = prepare_folder(folder, config, force)
-    todo = by_track([job for job in plan_shards(config) if job.index not in kept], config, pool)
+    todo = [job for job in plan_shards(config) if job.index not in kept]
     started = time.perf_counter()
     done = dict(kept)
     bar = _progress_bar(config.frames, sum(i.frames for i in kept.values()), progress)
     try:
         if workers == 1 or len(todo) <= 1:
-            scenes = LastScene()
             for job in todo:
-                done[job.index] = write_shard(job, config, folder, pool, on_frames=bar.update, scenes=scenes)
+                done[job.index] = write_shard(job, config, folder, pool, on_frames=bar.update)
         else:
             done.update(_run_pool(todo, config, folder, workers, bar))
     finally:
@@ -360,4 +315,4 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
     return tqdm(total=total, initial=initial, unit="frame", unit_scale=True, desc="generate", disable=not enabled, smoothing=0.05, dynamic_ncols=True)
 
 
-__all__ = ["GenerateError", "GenerateResult", "LastScene", "ShardJob", "by_track", "generate", "plan_shards", "prepare_folder", "write_shard"]
+__all__ = ["GenerateError", "GenerateResult", "ShardJob", "generate", "plan_shards", "prepare_folder", "write_shard"]

@@ -12,9 +12,8 @@ import pytest
 import torch
 
 from drivesim.config import CarConfig, GenerateConfig
-from drivesim.generate import GenerateError, LastScene, by_track, generate, plan_shards, write_shard
+from drivesim.generate import GenerateError, generate, plan_shards
 from drivesim.record import Event, RecordingDataset, RecordingError, open_recording, read_manifest
-from drivesim.track import load_tracks
 
 
 def cli(*args, **kwargs):
@@ -66,25 +65,6 @@ def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path, repo_root):
     other = GenerateConfig(frames=150, shard_frames=50, episode_frames=40, seed=12, tracks=str(repo_root / "tracks" / "val"))
     generate(other, tmp_path / "three", workers=1, progress=False)
     assert read_manifest(tmp_path / "three").shards[0].sha256 != one.shards[0].sha256
-
-
-def test_shards_sharing_a_scene_are_the_shards_built_alone(tmp_path, repo_root):
-    # One worker keeps its last scene for the next shard on the same track; that must not change a byte.
-    pool = load_tracks(repo_root / "tracks" / "val")
-    config = GenerateConfig(frames=200, shard_frames=40, episode_frames=40, seed=3, tracks=str(repo_root / "tracks" / "val"))
-    jobs = by_track(plan_shards(config), config, pool)
-    (tmp_path / "shared").mkdir()
-    (tmp_path / "alone").mkdir()
-    scenes = LastScene()
-    shared = [write_shard(job, config, tmp_path / "shared", pool, scenes=scenes) for job in jobs]
-    alone = [write_shard(job, config, tmp_path / "alone", pool) for job in jobs]
-    assert [info.sha256 for info in shared] == [info.sha256 for info in alone]
-    order = []
-    for info in shared:
-        with h5py.File(tmp_path / "shared" / info.file, "r") as f:
-            order.append(json.loads(f.attrs["generator"])["track"])
-    assert len(set(order)) < len(order), "the test needs two shards on one track"
-    assert order == sorted(order, key=[t.name for t in pool].index), "by_track groups shards of one track together"
 
 
 def test_shards_hold_whole_episodes_of_planned_size():
