@@ -1,24 +1,28 @@
-"""Image chunks encoded as HDF5's gzip and fletcher32 filters store them, deflated by ISA-L instead of zlib.
+"""Image chunks encoded exactly as HDF5's gzip (deflate) and fletcher32 filters store them.
 
-Deflating images is the largest cost of recording. ISA-L's deflate (the
-`isal` package) compresses generated 160x120 frames 4-5x faster than zlib's
-level 1, for 9-11 % more bytes (`scripts/benchmark.py compression`). Its
-output is a standard zlib stream, which HDF5's gzip filter inflates with
-plain zlib, so any HDF5 reader (h5py with no plugins included) opens the
-shards exactly as before. The writer hands
-the encoded chunks to HDF5 with `write_direct_chunk`, which skips HDF5's own
-filters; so this module also computes HDF5's fletcher32 trailer, bit for bit
-as HDF5 does (`H5_checksum_fletcher32`; tested against HDF5 itself).
+The writer deflates each frame with zlib at `IMAGE_DEFLATE_LEVEL` (what
+HDF5's gzip filter runs, byte for byte) and hands the encoded chunk to HDF5
+with `write_direct_chunk`, which skips HDF5's own filters; so this module
+also computes HDF5's fletcher32 trailer, bit for bit as HDF5 does
+(`H5_checksum_fletcher32`; tested against HDF5 itself). Any HDF5 reader
+(h5py with no plugins included) opens the shards.
+
+zlib, not a faster deflate: ISA-L's deflate (the `isal` package) compressed
+these frames 4-5x faster, but the same frame now and then came out as a
+different (equally valid) stream in different processes, so the same run
+with a different worker count gave other file bytes
+(`scripts/benchmark.py compression` still compares the codecs).
 """
 
 from __future__ import annotations
 
+import zlib
+
 import h5py
 import numpy as np
-from isal import isal_zlib
 
 IMAGE_DEFLATE_LEVEL = 1
-"""ISA-L deflate level of image chunks (0-3); levels 2-3 save under 1 % more on generated frames and cost up to 1.7x the time."""
+"""zlib level of image chunks: the fastest; higher levels save a few per cent of bytes for several times the time."""
 IMAGE_FILTERS = (h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_FLETCHER32)
 """The filter pipeline, in order, that `encode_image_chunk`'s bytes are the output of."""
 
@@ -59,7 +63,7 @@ def encode_image_chunk(image: np.ndarray) -> bytes:
 
     The stream inflates to `image`'s bytes in C order, exactly.
     """
-    stream = isal_zlib.compress(memoryview(np.ascontiguousarray(image)).cast("B"), IMAGE_DEFLATE_LEVEL)
+    stream = zlib.compress(memoryview(np.ascontiguousarray(image)).cast("B"), IMAGE_DEFLATE_LEVEL)
     return stream + hdf5_fletcher32(stream).to_bytes(4, "little")
 
 

@@ -10,12 +10,10 @@ gzip-compressed (plain h5py reads them, no plugins) with fletcher32
 checksums; no object timestamps are stored, so the same frames give the
 same bytes.
 
-Compressing images is the largest single cost of recording, so image
-chunks are deflated by ISA-L and handed to HDF5 ready-made (`record.chunk`:
-zlib streams and checksums like those HDF5's own filters store, made 4-5x
-faster). Batches are written on the caller's thread: a second thread for
-the writes, which paid while zlib compressed, now loses about as much to
-the hand-overs of Python's GIL as it gains.
+Compressing images is the largest single cost of recording. Image chunks
+are deflated by zlib and handed to HDF5 ready-made (`record.chunk`: the
+streams and checksums HDF5's own filters store, without its filter
+pipeline). Frames are written on the caller's thread.
 """
 
 from __future__ import annotations
