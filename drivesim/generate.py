@@ -7,6 +7,10 @@ holds its frames. So the recording is byte-identical whatever the number of
 workers (on one machine with the same packages; the pixels and labels are
 the same everywhere), and an interrupted run resumes by redoing only the
 shards that are missing. The manifest is written last.
+
+With a track pool, a process is handed the shards of one track together and
+keeps its last scene for the next shard on the same track, so a scene is
+built about once per track instead of once per shard.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from drivesim.record import (
 from drivesim.record.manifest import MANIFEST_NAME
 from drivesim.record.reader import file_sha256
 from drivesim.render.frame_source import RigView
+from drivesim.render.scene import Scene, build_scene
 from drivesim.sim import World
 from drivesim.track import Track, generate_track, load_tracks, random_track_config
 
@@ -113,17 +118,58 @@ def choose_track(config: GenerateConfig, rng: np.random.Generator, pool: list[Tr
     return generate_track(seed, random_track_config(rng))
 
 
+class LastScene:
+    """The scene of the last shard's track, for the next shard if it drives the same track.
+
+    A scene costs a few tenths of a second; with a track pool, a process is
+    handed the shards of one track together (`shard_groups`). At most one scene
+    is held: the old one is let go before a new one is built, so a worker's
+    memory peak does not grow.
+    """
+
+    def __init__(self) -> None:
+        self._scene: Scene | None = None
+
+    def get(self, track: Track) -> Scene:
+        """The scene of `track`: the kept one if it is of this very track, else a freshly built one."""
+        if self._scene is None or self._scene.track is not track:
+            self._scene = None
+            self._scene = build_scene(track)
+        return self._scene
+
+
+def shard_groups(jobs: list[ShardJob], config: GenerateConfig, pool: list[Track] | None, workers: int = 1) -> list[list[ShardJob]]:
+    """`jobs` cut into units of work for `workers` processes: with a track pool, the shards of one track
+    together (at most a 2 * workers-th of all, so one busy track cannot leave a process idle), largest
+    first; fresh random tracks are all different, so there each shard is its own unit, in index order.
+    How shards are grouped never changes what a shard holds."""
+    if not pool:
+        return [[job] for job in jobs]
+    position = {id(track): i for i, track in enumerate(pool)}
+    by_track: dict[int, list[ShardJob]] = {}
+    for job in jobs:
+        track = choose_track(config, np.random.default_rng([config.seed, job.index]), pool)
+        by_track.setdefault(position[id(track)], []).append(job)
+    cap = max(1, math.ceil(len(jobs) / (2 * workers)))
+    groups = [same[i : i + cap] for _, same in sorted(by_track.items()) for i in range(0, len(same), cap)]
+    return sorted(groups, key=len, reverse=True)  # stable: equal sizes stay in track order
+
+
 def write_shard(
     job: ShardJob,
     config: GenerateConfig,
     folder: Path,
     pool: list[Track] | None,
     on_frames: Callable[[int], None] | None = None,
+    scenes: LastScene | None = None,
 ) -> ShardInfo:
-    """Drive episodes until shard `job.index` holds `job.frames` frames; write it atomically."""
+    """Drive episodes until shard `job.index` holds `job.frames` frames; write it atomically.
+
+    `scenes` lets consecutive shards on the same track share its scene; the shard's bytes are the same
+    either way."""
     rng = np.random.default_rng([config.seed, job.index])
     track = choose_track(config, rng, pool)
-    view = RigView(track, config.rig, config.randomization)
+    view = RigView(track, config.rig, config.randomization, scenes.get(track) if scenes is not None else None)
     world = World(track, config.car, config.world)
     expert = ExpertDriver(config.expert)
     policy = load_policy(config.policy) if config.policy else None
@@ -239,6 +285,8 @@ def load_policy(checkpoint: str) -> Any:
 _progress_queue: Any = None
 _worker_pools: dict[str, list[Track]] = {}
 """Track pools a worker process has loaded, by source: loaded and validated once, not per shard."""
+_worker_scenes = LastScene()
+"""The worker's last scene, kept for its next shard."""
 
 
 def _init_worker(progress_queue: Any) -> None:
@@ -250,13 +298,13 @@ def _init_worker(progress_queue: Any) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def _worker_write_shard(job: ShardJob, config: GenerateConfig, folder: Path) -> ShardInfo:
+def _worker_write_shards(jobs: list[ShardJob], config: GenerateConfig, folder: Path) -> list[ShardInfo]:
     pool = None
     if config.tracks != "random":
         if config.tracks not in _worker_pools:
             _worker_pools[config.tracks] = load_tracks(config.tracks)
         pool = _worker_pools[config.tracks]
-    return write_shard(job, config, folder, pool, on_frames=_progress_queue.put)
+    return [write_shard(job, config, folder, pool, on_frames=_progress_queue.put, scenes=_worker_scenes) for job in jobs]
 
 
 def generate(
@@ -279,11 +327,13 @@ def generate(
     done = dict(kept)
     bar = _progress_bar(config.frames, sum(i.frames for i in kept.values()), progress)
     try:
+        groups = shard_groups(todo, config, pool, workers)
         if workers == 1 or len(todo) <= 1:
-            for job in todo:
-                done[job.index] = write_shard(job, config, folder, pool, on_frames=bar.update)
+            scenes = LastScene()
+            for job in (job for group in groups for job in group):
+                done[job.index] = write_shard(job, config, folder, pool, on_frames=bar.update, scenes=scenes)
         else:
-            done.update(_run_pool(todo, config, folder, workers, bar))
+            done.update(_run_pool(groups, config, folder, workers, bar))
     finally:
         bar.close()
     shards = [done[job.index] for job in plan_shards(config)]
@@ -292,15 +342,16 @@ def generate(
     return GenerateResult(folder, config.frames, len(shards), len(kept), made, time.perf_counter() - started)
 
 
-def _run_pool(todo: list[ShardJob], config: GenerateConfig, folder: Path, workers: int, bar: Any) -> dict[int, ShardInfo]:
+def _run_pool(groups: list[list[ShardJob]], config: GenerateConfig, folder: Path, workers: int, bar: Any) -> dict[int, ShardInfo]:
     context = multiprocessing.get_context("spawn")
     progress_queue = context.Queue()
     results: dict[int, ShardInfo] = {}
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context, initializer=_init_worker, initargs=(progress_queue,)) as executor:
-        futures: dict[Future, ShardJob] = {executor.submit(_worker_write_shard, job, config, folder): job for job in todo}
+    with ProcessPoolExecutor(max_workers=min(workers, len(groups)), mp_context=context, initializer=_init_worker, initargs=(progress_queue,)) as executor:
+        futures: dict[Future, list[ShardJob]] = {executor.submit(_worker_write_shards, group, config, folder): group for group in groups}
 
         def keep(future: Future) -> None:
-            results[futures[future].index] = future.result()
+            for job, info in zip(futures[future], future.result(), strict=True):
+                results[job.index] = info
 
         try:
             wait_with_progress(futures, progress_queue, bar, keep)
@@ -315,4 +366,4 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
     return tqdm(total=total, initial=initial, unit="frame", unit_scale=True, desc="generate", disable=not enabled, smoothing=0.05, dynamic_ncols=True)
 
 
-__all__ = ["GenerateError", "GenerateResult", "ShardJob", "generate", "plan_shards", "prepare_folder", "write_shard"]
+__all__ = ["GenerateError", "GenerateResult", "LastScene", "ShardJob", "generate", "plan_shards", "prepare_folder", "shard_groups", "write_shard"]

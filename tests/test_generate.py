@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from drivesim.config import CarConfig, GenerateConfig
-from drivesim.generate import GenerateError, generate, plan_shards
+from drivesim.generate import GenerateError, LastScene, generate, plan_shards, shard_groups, write_shard
 from drivesim.record import Event, RecordingDataset, RecordingError, open_recording, read_manifest
+from drivesim.track import load_tracks
 
 
 def cli(*args, **kwargs):
@@ -65,6 +66,29 @@ def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path, repo_root):
     other = GenerateConfig(frames=150, shard_frames=50, episode_frames=40, seed=12, tracks=str(repo_root / "tracks" / "val"))
     generate(other, tmp_path / "three", workers=1, progress=False)
     assert read_manifest(tmp_path / "three").shards[0].sha256 != one.shards[0].sha256
+
+
+def test_shards_sharing_a_scene_are_the_shards_built_alone(tmp_path, repo_root):
+    # A process is handed a track's shards together and keeps its last scene for the next; not a byte may change.
+    pool = load_tracks(repo_root / "tracks" / "val")
+    config = GenerateConfig(frames=200, shard_frames=40, episode_frames=40, seed=3, tracks=str(repo_root / "tracks" / "val"))
+    groups = shard_groups(plan_shards(config), config, pool)
+    jobs = [job for group in groups for job in group]
+    assert sorted(job.index for job in jobs) == list(range(5))
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "alone").mkdir()
+    scenes = LastScene()
+    shared = [write_shard(job, config, tmp_path / "shared", pool, scenes=scenes) for job in jobs]
+    alone = [write_shard(job, config, tmp_path / "alone", pool) for job in jobs]
+    assert [info.sha256 for info in shared] == [info.sha256 for info in alone]
+    track_of = {}
+    for job, info in zip(jobs, shared, strict=True):
+        with h5py.File(tmp_path / "shared" / info.file, "r") as f:
+            track_of[job.index] = json.loads(f.attrs["generator"])["track"]
+    assert all(len({track_of[job.index] for job in group}) == 1 for group in groups), "a group is one track's shards"
+    assert max(len(group) for group in groups) > 1, "the test needs two shards on one track"
+    # Two processes: no group may hold more than a quarter of the shards, so neither process idles.
+    assert max(len(group) for group in shard_groups(plan_shards(config), config, pool, workers=2)) <= 2
 
 
 def test_shards_hold_whole_episodes_of_planned_size():
