@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from drivesim.record.chunk import IMAGE_DEFLATE_LEVEL
 from drivesim.record.manifest import Manifest, ShardInfo, read_manifest, write_manifest
 from drivesim.record.reader import Recording, open_recording, shard_info_from_file, verify_recording
 from drivesim.record.schema import (
@@ -32,7 +31,7 @@ from drivesim.record.schema import (
     shard_fields,
     validate_frames,
 )
-from drivesim.record.writer import RecordingWriter, ShardWriter, shard_name
+from drivesim.record.writer import IMAGE_DEFLATE_LEVEL, RecordingWriter, ShardWriter, shard_name
 
 __all__ = [
     "CAMERA_NAMES",

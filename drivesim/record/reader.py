@@ -192,9 +192,9 @@ VERIFY_BLOCK = 256
 def verify_recording(folder: str | Path) -> Recording:
     """`open_recording`, then check each shard's SHA-256, every scalar value against the schema, and decode every image.
 
-    Decoding makes HDF5 inflate each image chunk and check its fletcher32:
-    the writer encodes chunks itself (`record.chunk`), so a matching SHA-256
-    alone would not show they decode.
+    Decoding makes HDF5 inflate each image chunk and check its fletcher32: a
+    SHA-256 matching the manifest shows the file is what was written, not
+    that what was written decodes.
     """
     recording = open_recording(folder)
     for index, info in enumerate(recording.shards):

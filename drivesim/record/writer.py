@@ -10,10 +10,8 @@ gzip-compressed (plain h5py reads them, no plugins) with fletcher32
 checksums; no object timestamps are stored, so the same frames give the
 same bytes.
 
-Compressing images is the largest single cost of recording. Image chunks
-are deflated by zlib and handed to HDF5 ready-made (`record.chunk`: the
-streams and checksums HDF5's own filters store, without its filter
-pipeline). Frames are written on the caller's thread.
+Compressing images is the largest single cost of recording; HDF5's own
+gzip filter does it, at level 1, on the caller's thread.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ import h5py
 import numpy as np
 
 from drivesim import __version__
-from drivesim.record.chunk import IMAGE_DEFLATE_LEVEL, IMAGE_FILTERS, encode_image_chunk, image_filters
 from drivesim.record.manifest import Manifest, ShardInfo, fsync_dir, write_manifest
 from drivesim.record.schema import (
     EPISODE_KEYS,
@@ -42,6 +39,8 @@ from drivesim.record.schema import (
     validate_frames,
 )
 
+IMAGE_DEFLATE_LEVEL = 1
+"""gzip level of image chunks: the fastest; higher levels save a few per cent of bytes for several times the time."""
 SCALAR_GZIP_LEVEL = 4
 """gzip level of the per-frame scalar datasets (small; the shuffle filter does most of the work)."""
 SCALAR_CHUNK = 4096
@@ -154,16 +153,13 @@ class ShardWriter:
             if group_name not in groups:
                 groups[group_name] = _create_group(f, group_name)
             if name in self._images:
-                # The level is only recorded here: image chunks arrive encoded (`_write_batch`).
                 options = dict(chunks=(1, *field.shape), compression="gzip", compression_opts=IMAGE_DEFLATE_LEVEL)
             else:
                 options = dict(chunks=(SCALAR_CHUNK,), compression="gzip", compression_opts=SCALAR_GZIP_LEVEL, shuffle=True)
-            dataset = self._datasets[name] = groups[group_name].create_dataset(
+            self._datasets[name] = groups[group_name].create_dataset(
                 leaf, shape=(0, *field.shape), maxshape=(None, *field.shape), dtype=field.np_dtype,
                 fletcher32=True, track_times=False, **options,
             )
-            if name in self._images and image_filters(dataset) != IMAGE_FILTERS:
-                raise RecordingError(f"{self.path}: {name} has filters {image_filters(dataset)}, not the {IMAGE_FILTERS} its chunks are encoded for")
 
     @property
     def frames(self) -> int:
@@ -265,9 +261,7 @@ class ShardWriter:
         for name in self._images:
             dataset, images = self._datasets[name], batch[name]
             dataset.resize(start + len(images), axis=0)
-            origin = (0,) * (images.ndim - 1)
-            for i, image in enumerate(images):
-                dataset.id.write_direct_chunk((start + i, *origin), encode_image_chunk(image))
+            dataset[start:] = images
         frames = len(batch["meta/episode"])
         done = 0
         while done < frames:  # a batch may straddle two scalar chunks

@@ -24,7 +24,7 @@ from drivesim.record import (
     verify_recording,
     write_manifest,
 )
-from drivesim.record.chunk import encode_image_chunk
+from drivesim.record.reader import file_sha256
 
 
 def test_dataset_matches_the_written_frames(recording):
@@ -187,21 +187,20 @@ def test_flipped_bytes_in_an_image_chunk(recording):
         dataset[33 + 5]
 
 
-def test_verify_decodes_every_image_chunk(tmp_path, monkeypatch):
-    # A writer that encoded one chunk wrongly: the file's SHA-256 matches the manifest, the chunk does not decode.
-    from drivesim.record import writer as writer_module
-
-    encoded = []
-
-    def bad_trailer_on_the_8th(image):
-        chunk = encode_image_chunk(image)
-        encoded.append(chunk)
-        return chunk[:-4] + bytes(4) if len(encoded) == 8 else chunk
-
-    monkeypatch.setattr(writer_module, "encode_image_chunk", bad_trailer_on_the_8th)
+def test_verify_decodes_every_image_chunk(tmp_path):
+    # One chunk with a wrong checksum, under a manifest whose SHA-256 matches the file: only decoding finds it.
     folder = tmp_path / "rec"
     with RecordingWriter(folder, CAMERAS, ATTRS, seeds=None, shard_frames=30) as writer:
         write_frames(writer, [7, 12, 5, 9])
+    path = folder / shard_name(0)
+    with h5py.File(path, "r+") as f:
+        images = f["images/center"]
+        mask, chunk = images.id.read_direct_chunk((7, 0, 0, 0))
+        images.id.write_direct_chunk((7, 0, 0, 0), chunk[:-4] + bytes(4), mask)
+    manifest = read_manifest(folder)
+    shards = [dataclasses.replace(info, size=path.stat().st_size, sha256=file_sha256(path)) if info.file == path.name else info
+              for info in manifest.shards]
+    write_manifest(folder, shards, manifest.config, manifest.seeds)
     open_recording(folder)
     with pytest.raises(RecordingError, match=r"shard-00000.h5: images/center frame 7 does not decode"):
         verify_recording(folder)
