@@ -3,7 +3,7 @@
     python scripts/benchmark.py render [--frames 3000] [--episodes 3]
     python scripts/benchmark.py generate [--frames 4000]     # one worker vs Gymnasium CarRacing-v3
     python scripts/benchmark.py setup [--tracks 12]          # per-shard scene and per-episode look set-up
-    python scripts/benchmark.py compression [--frames 1000]  # image codecs: size, speed (zlib vs ISA-L)
+    python scripts/benchmark.py compression [--frames 1000]  # image codecs: size, speed (zlib, Huffman-only, the writer's choice)
     python scripts/benchmark.py parallel [--frames 8000]     # two workers vs one
     python scripts/benchmark.py memory                       # peak RSS of a worker at 2k and 50k frames
     python scripts/benchmark.py loader [--recording DIR]     # torch DataLoader frames/s vs training frames/s
@@ -102,8 +102,10 @@ def _generate_once(frames: int, workers: int, randomize: str, folder: str, shard
 
 
 def _generated_frames(randomize: str, folder: str, frames: int = 1000) -> list[np.ndarray]:
-    """`frames` 160x120 centre-camera frames that `drivesim generate` makes at this randomization (seed 8, tracks/train)."""
+    """`frames` 160x120 centre-camera frames that `drivesim generate` makes at this randomization (seed 8,
+    tracks/train), in shards of 100: one look (sensor noise included) per 100 frames."""
     import shutil
+    from pathlib import Path
 
     import h5py
 
@@ -111,29 +113,41 @@ def _generated_frames(randomize: str, folder: str, frames: int = 1000) -> list[n
     from drivesim.generate import generate
 
     shutil.rmtree(folder, ignore_errors=True)
-    config = GenerateConfig(frames=frames, shard_frames=frames, seed=8, tracks="tracks/train", randomization=RandomizationConfig.preset(randomize), noise=NoiseConfig(steering_std=0.1))
+    config = GenerateConfig(frames=frames, shard_frames=100, seed=8, tracks="tracks/train", randomization=RandomizationConfig.preset(randomize), noise=NoiseConfig(steering_std=0.1))
     generate(config, folder, workers=1, progress=False)
-    with h5py.File(f"{folder}/shard-00000.h5", "r") as f:
-        images = [np.ascontiguousarray(image) for image in f["images/center"][...]]
+    images = []
+    for shard in sorted(Path(folder).glob("shard-*.h5")):
+        with h5py.File(shard, "r") as f:
+            images += [np.ascontiguousarray(image) for image in f["images/center"][...]]
     shutil.rmtree(folder, ignore_errors=True)
     return images
 
 
-def _encoding_rate(encode, images: list[np.ndarray]) -> float:
-    start = time.perf_counter()
-    for image in images:
-        encode(image)
-    return len(images) / (time.perf_counter() - start)
+def _writer_streams(images: list[np.ndarray]) -> list[bytes]:
+    """The zlib streams the writer stores for `images` (without checksums): per batch, zlib level 1 or
+    Huffman-only after probing the batch's first frame."""
+    import zlib
+
+    from drivesim.record.chunk import IMAGE_DEFLATE_LEVEL, choose_image_codec, deflate_huffman_only
+    from drivesim.record.writer import BATCH_FRAMES
+
+    streams = []
+    for first in range(0, len(images), BATCH_FRAMES):
+        batch = images[first : first + BATCH_FRAMES]
+        if choose_image_codec(batch[0]) == "huffman-only":
+            streams += [deflate_huffman_only(image) for image in batch]
+        else:
+            streams += [zlib.compress(image, IMAGE_DEFLATE_LEVEL) for image in batch]
+    return streams
 
 
 def _encoding_only_rate(randomize: str, folder: str) -> float:
-    """Frames/s, one thread, of deflating 160x120 frames of this randomization alone at the writer's level (zlib,
-    as HDF5's gzip filter does): the ceiling of a one-core writer."""
-    import zlib
-
-    from drivesim.record import IMAGE_DEFLATE_LEVEL
-
-    return _encoding_rate(lambda image: zlib.compress(image, IMAGE_DEFLATE_LEVEL), _generated_frames(randomize, folder))
+    """Frames/s, one thread, of deflating 160x120 frames of this randomization alone as the writer does: the
+    ceiling of a one-core writer."""
+    images = _generated_frames(randomize, folder)
+    start = time.perf_counter()
+    _writer_streams(images)
+    return len(images) / (time.perf_counter() - start)
 
 
 def car_racing_steps_per_second(steps: int) -> float | None:
@@ -169,7 +183,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
         # The ceiling of any one-core writer: encoding the frames alone, with nothing simulated or rendered.
         fps = _encoding_only_rate(level, folder)
         ratio = f" = {fps / car_racing:.1f}x CarRacing-v3" if car_racing else ""
-        print(f"  randomization {level:5s}, the writer's deflate (zlib 1) of the same frames alone, one core: {fps:6.0f} frames/s{ratio}")
+        print(f"  randomization {level:5s}, the writer's deflate of the same frames alone, one core: {fps:6.0f} frames/s{ratio}")
 
 
 def cmd_setup(args: argparse.Namespace) -> None:
@@ -222,23 +236,26 @@ def cmd_compression(args: argparse.Namespace) -> None:
     import tempfile
     import zlib
 
-    from drivesim.record import IMAGE_DEFLATE_LEVEL
+    from drivesim.record.chunk import HUFFMAN_ONLY_MAX_GROWTH, deflate_huffman_only
 
     folder = tempfile.mkdtemp(prefix="bench-compression-")
-    codecs = [(f"zlib {level}", zlib.compress, level) for level in (1, 4, 6)]
+    codecs = [(f"zlib {level}", lambda images, level=level: [zlib.compress(image, level) for image in images]) for level in (1, 4, 6)]
+    codecs.append(("Huffman-only", lambda images: [deflate_huffman_only(image) for image in images]))
+    codecs.append(("writer", _writer_streams))
     try:  # for comparison only: ISA-L is faster, but its streams were not the same from process to process
         from isal import isal_zlib
 
-        codecs += [(f"ISA-L {level}", isal_zlib.compress, level) for level in range(4)]
+        codecs += [(f"ISA-L {level}", lambda images, level=level: [isal_zlib.compress(image, level) for image in images]) for level in range(4)]
     except ImportError:
         print("  (ISA-L: not installed; pip install isal to compare)")
-    print(f"image compression: {args.frames} generated 160x120 frames per randomization, one core; the writer uses zlib {IMAGE_DEFLATE_LEVEL}")
-    print("  randomization  codec    KiB/frame  compress frames/s  inflate (zlib) frames/s")
+    print(f"image compression: {args.frames} generated 160x120 frames per randomization, one core; the writer deflates "
+          f"each batch with zlib 1, or Huffman-only where that costs at most {HUFFMAN_ONLY_MAX_GROWTH:.0%} more bytes")
+    print("  randomization  codec         KiB/frame  compress frames/s  inflate (zlib) frames/s")
     for randomize in args.levels:
         images = _generated_frames(randomize, folder, args.frames)
-        for name, compress, level in codecs:
+        for name, compress in codecs:
             start = time.perf_counter()
-            streams = [compress(image, level) for image in images]
+            streams = compress(images)
             rate = len(images) / (time.perf_counter() - start)
             assert all(zlib.decompress(stream) == image.tobytes() for stream, image in zip(streams, images, strict=True))
             start = time.perf_counter()
@@ -246,7 +263,7 @@ def cmd_compression(args: argparse.Namespace) -> None:
                 zlib.decompress(stream)
             inflate = len(streams) / (time.perf_counter() - start)
             size = sum(map(len, streams)) / len(streams) / 1024
-            print(f"  {randomize:13s}  {name:8s} {size:9.1f}  {rate:17.0f}  {inflate:23.0f}")
+            print(f"  {randomize:13s}  {name:12s} {size:10.1f}  {rate:17.0f}  {inflate:23.0f}")
 
 
 def cmd_parallel(args: argparse.Namespace) -> None:

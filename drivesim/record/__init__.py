@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from drivesim.record.chunk import HUFFMAN_ONLY_MAX_GROWTH, IMAGE_DEFLATE_LEVEL
 from drivesim.record.manifest import Manifest, ShardInfo, read_manifest, write_manifest
 from drivesim.record.reader import Recording, open_recording, shard_info_from_file, verify_recording
 from drivesim.record.schema import (
@@ -31,7 +32,7 @@ from drivesim.record.schema import (
     shard_fields,
     validate_frames,
 )
-from drivesim.record.writer import IMAGE_DEFLATE_LEVEL, RecordingWriter, ShardWriter, shard_name
+from drivesim.record.writer import RecordingWriter, ShardWriter, shard_name
 
 __all__ = [
     "CAMERA_NAMES",
@@ -41,6 +42,7 @@ __all__ = [
     "FIELDS",
     "FIELDS_BY_NAME",
     "Field",
+    "HUFFMAN_ONLY_MAX_GROWTH",
     "IMAGE_DEFLATE_LEVEL",
     "Manifest",
     "Recording",
