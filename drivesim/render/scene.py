@@ -31,11 +31,11 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import cv2
 import numpy as np
-from scipy.special import ndtri
 
 from drivesim.render.billboards import Billboards, place_billboards
 from drivesim.render.noise import fractal_tile, periodic_noise_1d
@@ -50,6 +50,8 @@ DASH_PERIOD = 12.0
 """Nominal centre-line dash period (dash plus gap) [m]; stretched so a whole number fit the lap."""
 VARIATION_LEVELS = 8
 """Number of distinct surface-variation values (channel 2 stores the level, 0 to VARIATION_LEVELS - 1)."""
+_LEVEL_QUANTILES = np.array([NormalDist().inv_cdf(k / VARIATION_LEVELS) for k in range(1, VARIATION_LEVELS)])
+"""Standard-normal quantiles that cut it into VARIATION_LEVELS equally likely levels."""
 DETAIL_PERIOD = 16.0
 """The detail texture repeats every this many metres [m]."""
 DETAIL_SEED = 0xD37A11
@@ -194,7 +196,7 @@ def _road_field(track: Track, resolution: float, rng: np.random.Generator) -> tu
     patches = fractal_tile(coarse, (max(1, coarse[0] // 16), max(1, coarse[1] // 16)), rng, octaves=3)
     blotches = fractal_tile(coarse, (max(1, coarse[0] // 3), max(1, coarse[1] // 3)), rng, octaves=2)
     variation = (0.8 * patches + 0.6 * blotches).astype(np.float32)
-    thresholds = float(variation.std()) * ndtri(np.arange(1, VARIATION_LEVELS) / VARIATION_LEVELS)
+    thresholds = float(variation.std()) * _LEVEL_QUANTILES
     # The level is the number of thresholds below the value. The value is float32, so comparing it with
     # each float64 threshold rounded down to float32 gives the same answers, and is far faster than
     # np.searchsorted (which compares in float64).

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 import noise
 import numpy as np
 import shapely
-from scipy.interpolate import CubicSpline
-from scipy.ndimage import gaussian_filter1d
 
 from drivesim.config import TrackConfig
 from drivesim.track.geometry import Track, TrackError
@@ -128,6 +126,9 @@ def _candidate_centreline(rng: np.random.Generator, config: TrackConfig, gentlen
 
 def _limit_curvature(points: np.ndarray, min_radius: float, length: float) -> np.ndarray:
     """Smooth a dense closed loop until no bend is tighter than `min_radius` (5% margin)."""
+    # Imported here, not at the top: a process that only loads tracks never needs it.
+    from scipy.ndimage import gaussian_filter1d
+
     sigma = 1.0
     while _max_curvature(points) * min_radius > 0.95:
         points = gaussian_filter1d(points, sigma, axis=0, mode="wrap")
@@ -146,6 +147,9 @@ def _max_curvature(points: np.ndarray) -> float:
 
 
 def _periodic_spline(points: np.ndarray, samples: int) -> np.ndarray:
+    # Imported here, not at the top: a process that only loads tracks never needs it.
+    from scipy.interpolate import CubicSpline
+
     closed = np.vstack([points, points[:1]])
     chord = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(closed, axis=0).T))])
     spline = CubicSpline(chord, closed, bc_type="periodic")
