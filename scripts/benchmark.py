@@ -386,6 +386,34 @@ class BatchLog:
         return controls
 
 
+def _network_alone_seconds(model: str, batch: int, rounds: int) -> float:
+    """Seconds one process with one torch thread takes for `rounds` forward passes on `batch` frames (after a
+    warm-up pass): a spawned process's share of the network-alone reference for `drivesim eval`'s processes."""
+    import torch
+
+    from drivesim.drivers.policy import PolicyDriver
+
+    torch.set_num_threads(1)
+    policy = PolicyDriver(model)
+    images = np.stack([np.random.default_rng(i).integers(0, 256, (120, 160, 3), dtype=np.uint8) for i in range(batch)])
+    policy.predict(images)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        policy.predict(images)
+    return time.perf_counter() - start
+
+
+def _network_alone_in_processes(model: str, processes: int, batch: int, rounds: int) -> float:
+    """Frames/s of the network alone in `processes` single-thread processes running at once, as many as
+    `drivesim eval` starts: on this machine that beats one process with torch on every core."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        seconds = list(pool.map(_network_alone_seconds, [model] * processes, [batch] * processes, [rounds] * processes))
+    return processes * batch * rounds / max(seconds)
+
+
 def cmd_closedloop(args: argparse.Namespace) -> None:
     import torch
 
@@ -454,8 +482,15 @@ def cmd_closedloop(args: argparse.Namespace) -> None:
         shared = evaluate(policy, config, name="bench", workers=cores).overall["frames"]
         rate = shared / (time.perf_counter() - start)
         processes = min(cores, tracks)
+        # Each process drives its share in lock-step with one torch thread, so its batch is at most
+        # tracks / processes; the network alone does best the same way (one thread per core beats one
+        # process using every core), and that is the stricter reference.
+        batch = -(-tracks // processes)
+        alone = _network_alone_in_processes(args.model, processes, batch, rounds=max(50, 3000 // batch))
         print(f"  eval with the tracks shared out to {processes} processes ({cores // processes} torch thread(s) each): {rate:6.0f} frames/s = "
-              f"{rate / loop_rate:.2f}x the single lock-step loop = {rate / network_rate:.2f} of the network alone")
+              f"{rate / loop_rate:.2f}x the single lock-step loop = {rate / network_rate:.2f} of the network alone in one process")
+        print(f"  network alone in {processes} one-thread processes at once, batches of {batch}: {alone:6.0f} frames/s; "
+              f"eval's processes = {rate / alone:.2f} of that")
 
 
 def build_parser() -> argparse.ArgumentParser:
