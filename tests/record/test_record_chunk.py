@@ -107,8 +107,9 @@ def test_a_shard_with_clean_and_noisy_batches_reads_back_with_plain_h5py(tmp_pat
     # The third batch (a clean first frame) goes through HDF5's filter, noisy frame and all.
     for i in (4, 5, 6, 7):
         assert chunks[i] == huffman_only_chunk(images[i])
-    for i in (0, 1, 2, 3, 8, 9):
-        assert chunks[i][:-4] == zlib.compress(images[i].tobytes(), IMAGE_DEFLATE_LEVEL)
+    for i in (0, 1, 2, 3, 8, 9):  # deflated by HDF5's zlib, which need not be Python's, so compared by what they hold
+        assert chunks[i] != huffman_only_chunk(images[i]) and zlib.decompress(chunks[i][:-4]) == images[i].tobytes()
+    assert len(chunks[0]) < len(huffman_only_chunk(images[0])) / 1.5
 
 
 def test_a_corrupt_huffman_only_chunk_fails_its_checksum_on_read(tmp_path):
