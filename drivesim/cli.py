@@ -115,7 +115,8 @@ def generate_command(
         result = generate(run, out, workers=workers, force=force, progress=sys.stderr.isatty())
     reused = f" ({result.reused_shards} kept from an earlier run)" if result.reused_shards else ""
     rate = f"; {result.frames_per_second:.0f} frames/s" if result.made_frames else ""
-    typer.echo(f"wrote {result.frames} frames in {result.shards} shard{'s' if result.shards != 1 else ''} to {result.folder}{reused}{rate}")
+    shards = f"{result.shards} shard{'s' if result.shards != 1 else ''}, {result.size / 1e6:,.1f} MB"
+    typer.echo(f"wrote {result.frames} frames in {shards} to {result.folder}{reused}{rate}")
 
 
 @app.command("inspect")

@@ -233,6 +233,8 @@ class GenerateResult:
     made_frames: int
     """Frames rendered and written by this call."""
     seconds: float
+    size: int = 0
+    """Bytes of all the recording's shards [B]."""
 
     @property
     def frames_per_second(self) -> float:
@@ -339,7 +341,8 @@ def generate(
     shards = [done[job.index] for job in plan_shards(config)]
     write_manifest(folder, shards, config_fingerprint(config), {"run_seed": config.seed, "shard_seeds": "[run_seed, shard_index]"}, {"tracks": config.tracks})
     made = config.frames - sum(info.frames for info in kept.values())
-    return GenerateResult(folder, config.frames, len(shards), len(kept), made, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return GenerateResult(folder, config.frames, len(shards), len(kept), made, seconds, sum(info.size for info in shards))
 
 
 def _run_pool(groups: list[list[ShardJob]], config: GenerateConfig, folder: Path, workers: int, bar: Any) -> dict[int, ShardInfo]:

@@ -100,6 +100,8 @@ def test_resume_after_a_killed_run_gives_the_same_recording(tmp_path, repo_root)
     args = ["generate", "--frames", 400, "--shard-frames", 100, "--episode-frames", 50, "--seed", 5, "--tracks", repo_root / "tracks" / "val", "--workers", 1]
     reference = cli(*args, "--out", tmp_path / "ref")
     assert reference.returncode == 0, reference.stderr
+    size = sum(shard.size for shard in read_manifest(tmp_path / "ref").shards)
+    assert f"wrote 400 frames in 4 shards, {size / 1e6:,.1f} MB to " in reference.stdout  # what the disk holds
 
     target = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "drivesim.cli", *map(str, args), "--out", str(target)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
