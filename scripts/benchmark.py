@@ -101,9 +101,9 @@ def _generate_once(frames: int, workers: int, randomize: str, folder: str, shard
     return result.frames_per_second
 
 
-def _generated_frames(randomize: str, folder: str, frames: int = 1000) -> list[np.ndarray]:
+def _generated_episodes(randomize: str, folder: str, frames: int = 1000) -> list[list[np.ndarray]]:
     """`frames` 160x120 centre-camera frames that `drivesim generate` makes at this randomization (seed 8,
-    tracks/train), in shards of 100: one look (sensor noise included) per 100 frames."""
+    tracks/train), episode by episode, in shards of 100: one look (sensor noise included) per 100 frames."""
     import shutil
     from pathlib import Path
 
@@ -115,39 +115,39 @@ def _generated_frames(randomize: str, folder: str, frames: int = 1000) -> list[n
     shutil.rmtree(folder, ignore_errors=True)
     config = GenerateConfig(frames=frames, shard_frames=100, seed=8, tracks="tracks/train", randomization=RandomizationConfig.preset(randomize), noise=NoiseConfig(steering_std=0.1))
     generate(config, folder, workers=1, progress=False)
-    images = []
+    episodes = []
     for shard in sorted(Path(folder).glob("shard-*.h5")):
         with h5py.File(shard, "r") as f:
-            images += [np.ascontiguousarray(image) for image in f["images/center"][...]]
+            images, ids = f["images/center"][...], f["meta/episode"][...]
+        for episode in np.unique(ids):
+            episodes.append([np.ascontiguousarray(image) for image in images[ids == episode]])
     shutil.rmtree(folder, ignore_errors=True)
-    return images
+    return episodes
 
 
-def _writer_streams(images: list[np.ndarray]) -> list[bytes]:
-    """The zlib streams the writer stores for `images` (without checksums): per batch, zlib level 1 or
-    Huffman-only after probing the batch's first frame."""
+def _writer_streams(episodes: list[list[np.ndarray]]) -> list[bytes]:
+    """The zlib streams the writer stores for these episodes' frames (without checksums): per episode, zlib
+    level 1 or Huffman-only after probing its first frame."""
     import zlib
 
     from drivesim.record.chunk import IMAGE_DEFLATE_LEVEL, choose_image_codec, deflate_huffman_only
-    from drivesim.record.writer import BATCH_FRAMES
 
     streams = []
-    for first in range(0, len(images), BATCH_FRAMES):
-        batch = images[first : first + BATCH_FRAMES]
-        if choose_image_codec(batch[0]) == "huffman-only":
-            streams += [deflate_huffman_only(image) for image in batch]
+    for images in episodes:
+        if choose_image_codec(images[0]) == "huffman-only":
+            streams += [deflate_huffman_only(image) for image in images]
         else:
-            streams += [zlib.compress(image, IMAGE_DEFLATE_LEVEL) for image in batch]
+            streams += [zlib.compress(image, IMAGE_DEFLATE_LEVEL) for image in images]
     return streams
 
 
 def _encoding_only_rate(randomize: str, folder: str) -> float:
     """Frames/s, one thread, of deflating 160x120 frames of this randomization alone as the writer does: the
     ceiling of a one-core writer."""
-    images = _generated_frames(randomize, folder)
+    episodes = _generated_episodes(randomize, folder)
     start = time.perf_counter()
-    _writer_streams(images)
-    return len(images) / (time.perf_counter() - start)
+    _writer_streams(episodes)
+    return sum(map(len, episodes)) / (time.perf_counter() - start)
 
 
 def car_racing_steps_per_second(steps: int) -> float | None:
@@ -239,23 +239,25 @@ def cmd_compression(args: argparse.Namespace) -> None:
     from drivesim.record.chunk import HUFFMAN_ONLY_MAX_GROWTH, deflate_huffman_only
 
     folder = tempfile.mkdtemp(prefix="bench-compression-")
-    codecs = [(f"zlib {level}", lambda images, level=level: [zlib.compress(image, level) for image in images]) for level in (1, 4, 6)]
-    codecs.append(("Huffman-only", lambda images: [deflate_huffman_only(image) for image in images]))
+    # Each codec deflates a list of episodes (lists of frames); only the writer's choice looks at episodes.
+    codecs = [(f"zlib {level}", lambda episodes, level=level: [zlib.compress(image, level) for images in episodes for image in images]) for level in (1, 4, 6)]
+    codecs.append(("Huffman-only", lambda episodes: [deflate_huffman_only(image) for images in episodes for image in images]))
     codecs.append(("writer", _writer_streams))
     try:  # for comparison only: ISA-L is faster, but its streams were not the same from process to process
         from isal import isal_zlib
 
-        codecs += [(f"ISA-L {level}", lambda images, level=level: [isal_zlib.compress(image, level) for image in images]) for level in range(4)]
+        codecs += [(f"ISA-L {level}", lambda episodes, level=level: [isal_zlib.compress(image, level) for images in episodes for image in images]) for level in range(4)]
     except ImportError:
         print("  (ISA-L: not installed; pip install isal to compare)")
     print(f"image compression: {args.frames} generated 160x120 frames per randomization, one core; the writer deflates "
-          f"each batch with zlib 1, or Huffman-only where that costs at most {HUFFMAN_ONLY_MAX_GROWTH:.0%} more bytes")
+          f"each episode with zlib 1, or Huffman-only where that costs its first frame at most {HUFFMAN_ONLY_MAX_GROWTH:.0%} more bytes")
     print("  randomization  codec         KiB/frame  compress frames/s  inflate (zlib) frames/s")
     for randomize in args.levels:
-        images = _generated_frames(randomize, folder, args.frames)
+        episodes = _generated_episodes(randomize, folder, args.frames)
+        images = [image for frames in episodes for image in frames]
         for name, compress in codecs:
             start = time.perf_counter()
-            streams = compress(images)
+            streams = compress(episodes)
             rate = len(images) / (time.perf_counter() - start)
             assert all(zlib.decompress(stream) == image.tobytes() for stream, image in zip(streams, images, strict=True))
             start = time.perf_counter()

@@ -4,9 +4,11 @@ Sensor noise leaves LZ77 (the "find an earlier copy" half of deflate) almost
 nothing to match, yet zlib level 1 still spends most of its time looking.
 On a noisy frame, deflate with Huffman coding only (`Z_HUFFMAN_ONLY`) is
 about twice as fast for a few per cent more bytes; on a clean frame it
-doubles the size. So the writer probes one frame of each batch both ways
-(`choose_image_codec`) and, when Huffman-only costs at most
-`HUFFMAN_ONLY_MAX_GROWTH` more bytes, deflates the batch that way.
+doubles the size. So the writer probes the first frame of each episode
+both ways, camera by camera (`choose_image_codec`), and when Huffman-only
+costs at most `HUFFMAN_ONLY_MAX_GROWTH` more bytes it deflates the camera's
+frames of that episode that way. An episode has one look, so one level of
+sensor noise.
 
 Either way a chunk is a zlib stream: the gzip filter HDF5 records on the
 dataset inflates both (a reader needs no plugin and cannot tell them
@@ -15,9 +17,11 @@ encoded here, with the fletcher32 trailer HDF5's filter would append
 (`hdf5_fletcher32`, tested against HDF5), and written with
 `write_direct_chunk`. zlib level 1 batches go through HDF5's own filters.
 
-Both are plain zlib, a pure function of the frame's bytes, so the same
-frames give the same file bytes in any process. (ISA-L, a faster deflate
-tried before, did not: see docs/data-format.md, Storage.)
+Both are stock zlib, whose output is a function of its input alone, so the
+same frames in the same episodes give the same file bytes in any process
+and with any batch size (given the same zlib builds: Python's writes the
+Huffman-only chunks, HDF5's the level-1 ones). ISA-L, a faster deflate
+tried before, did not: see docs/data-format.md, Storage.
 """
 
 from __future__ import annotations

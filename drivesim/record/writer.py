@@ -10,11 +10,11 @@ gzip-compressed (plain h5py reads them, no plugins) with fletcher32
 checksums; no object timestamps are stored, so the same frames give the
 same bytes.
 
-Compressing images is the largest single cost of recording. Each batch of
-a camera is deflated at zlib level 1 by HDF5's own gzip filter or, when a
-probe of its first frame finds the frames to be noise, with Huffman coding
-only, encoded in `record.chunk` (about twice as fast for a few per cent
-more bytes); both on the caller's thread.
+Compressing images is the largest single cost of recording. A camera's
+frames of one episode are deflated at zlib level 1 by HDF5's own gzip
+filter or, when a probe of the episode's first frame finds them to be
+noise, with Huffman coding only, encoded in `record.chunk` (about twice as
+fast for a few per cent more bytes); both on the caller's thread.
 """
 
 from __future__ import annotations
@@ -134,6 +134,9 @@ class ShardWriter:
         self._frames = 0
         self._tracks: list[dict[str, Any]] = []
         self._episode: int | None = None
+        self._codec_episode: int | None = None
+        self._codecs: dict[str, str] = {}
+        """Image codec of each camera in episode `_codec_episode`, chosen on its first frame (see record.chunk)."""
         self._episode_start = 0
         self._failed = False
         self.tmp_path.parent.mkdir(parents=True, exist_ok=True)
@@ -262,16 +265,25 @@ class ShardWriter:
 
     def _write_batch(self, batch: Mapping[str, np.ndarray], start: int) -> None:
         """Write the images of frames start.. and stage their scalars."""
+        episodes = batch["meta/episode"]
+        frames = len(episodes)
         for name in self._images:
-            dataset, images = self._datasets[name], batch[name]
-            dataset.resize(start + len(images), axis=0)
-            if choose_image_codec(images[0]) == "zlib":
-                dataset[start:] = images
-            else:
-                origin = (0,) * (images.ndim - 1)
-                for i, image in enumerate(images):
-                    dataset.id.write_direct_chunk((start + i, *origin), huffman_only_chunk(image))
-        frames = len(batch["meta/episode"])
+            self._datasets[name].resize(start + frames, axis=0)
+        # Each camera keeps one codec for a whole episode (one look, one level of sensor noise), chosen on
+        # the episode's first frame: so the bytes do not depend on where batches happen to end.
+        cuts = [0, *(np.flatnonzero(episodes[1:] != episodes[:-1]) + 1).tolist(), frames]
+        for first, end in zip(cuts[:-1], cuts[1:], strict=True):
+            if int(episodes[first]) != self._codec_episode:  # episodes are contiguous and unique in a shard
+                self._codec_episode = int(episodes[first])
+                self._codecs = {name: choose_image_codec(batch[name][first]) for name in self._images}
+            for name in self._images:
+                dataset, images = self._datasets[name], batch[name][first:end]
+                if self._codecs[name] == "zlib":
+                    dataset[start + first : start + end] = images
+                else:
+                    origin = (0,) * (images.ndim - 1)
+                    for i, image in enumerate(images):
+                        dataset.id.write_direct_chunk((start + first + i, *origin), huffman_only_chunk(image))
         done = 0
         while done < frames:  # a batch may straddle two scalar chunks
             staged = start + done - self._scalars_written

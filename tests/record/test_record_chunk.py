@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 import h5py
@@ -11,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from record_helpers import ATTRS, make_frame
 
-from drivesim.record import RecordingWriter, ShardWriter, shard_name, verify_recording
+from drivesim.record import ShardWriter, shard_name
 from drivesim.record.chunk import (
     BLOCK_WORDS,
     HUFFMAN_ONLY_MAX_GROWTH,
@@ -78,54 +79,70 @@ def test_huffman_only_chunks_inflate_to_the_c_order_bytes():
     image = _noisy_image(0)
     flipped = image[:, ::-1]
     for source in (image, flipped):
-        chunk = huffman_only_chunk(source)
-        assert zlib.decompress(chunk[:-4]) == np.ascontiguousarray(source).tobytes()
-        assert int.from_bytes(chunk[-4:], "little") == hdf5_fletcher32(chunk[:-4])
+        assert zlib.decompress(huffman_only_chunk(source)[:-4]) == np.ascontiguousarray(source).tobytes()
 
 
-def _frames(images: list[np.ndarray], episode: int = 0) -> list[dict]:
-    records = []
-    for step, image in enumerate(images):
-        record = make_frame(step, episode, step, cameras={})
-        record["images/center"] = image
-        records.append(record)
-    return records
+def _write(path, episodes: list[dict[str, list[np.ndarray]]], batch_frames: int = 4) -> None:
+    """A shard of `episodes`, each mapping camera name -> its frames."""
+    cameras = {name: SIZE for name in episodes[0]}
+    with ShardWriter(path, cameras, ATTRS, batch_frames=batch_frames) as writer:
+        i = 0
+        for episode, frames in enumerate(episodes):
+            for step in range(len(next(iter(frames.values())))):
+                record = make_frame(i, episode, step, cameras={})
+                record.update({f"images/{name}": images[step] for name, images in frames.items()})
+                writer.add_frame(record)
+                i += 1
+            writer.end_episode({"track": "t", "track_seed": None})
 
 
-def test_a_shard_with_clean_and_noisy_batches_reads_back_with_plain_h5py(tmp_path):
-    """Batch by batch the writer picks the codec; HDF5 inflates and checks both kinds of chunk."""
-    images = [_clean_image(i) for i in range(4)] + [_noisy_image(i) for i in range(4, 8)] + [_clean_image(8), _noisy_image(9)]
+def _chunks(path, camera: str) -> tuple[np.ndarray, list[bytes]]:
+    with h5py.File(path, "r") as f:  # HDF5 inflates every chunk and checks its fletcher32 here
+        dataset = f[f"images/{camera}"]
+        return dataset[...], [dataset.id.read_direct_chunk((i, 0, 0, 0))[1] for i in range(len(dataset))]
+
+
+def test_each_camera_keeps_one_codec_per_episode_chosen_on_its_first_frame(tmp_path):
+    """Batches of 4 straddle the episodes; plain h5py reads both kinds of chunk back exactly."""
+    noisy, clean = [_noisy_image(i) for i in range(7)], [_clean_image(i) for i in range(7)]
+    center = [noisy[:6], clean[:2] + noisy[2:7]]  # episode 0 noisy (frame 3 clean), episode 1 clean at first
+    center[0][3] = clean[3]
+    left = [clean[:6], noisy[:7]]
     path = tmp_path / shard_name(0)
-    with ShardWriter(path, CAMERAS, ATTRS, batch_frames=4) as writer:
-        for record in _frames(images):
-            writer.add_frame(record)
-        writer.end_episode({"track": "t", "track_seed": None})
-    with h5py.File(path, "r") as f:
-        dataset = f["images/center"]
-        np.testing.assert_array_equal(dataset[...], np.stack(images))
-        chunks = [dataset.id.read_direct_chunk((i, 0, 0, 0))[1] for i in range(len(images))]
-    # The third batch (a clean first frame) goes through HDF5's filter, noisy frame and all.
-    for i in (4, 5, 6, 7):
-        assert chunks[i] == huffman_only_chunk(images[i])
-    for i in (0, 1, 2, 3, 8, 9):  # deflated by HDF5's zlib, which need not be Python's, so compared by what they hold
-        assert chunks[i] != huffman_only_chunk(images[i]) and zlib.decompress(chunks[i][:-4]) == images[i].tobytes()
-    assert len(chunks[0]) < len(huffman_only_chunk(images[0])) / 1.5
+    _write(path, [{"center": center[0], "left": left[0]}, {"center": center[1], "left": left[1]}])
+    for camera, episodes, codecs in (("center", center, ("huffman-only", "zlib")), ("left", left, ("zlib", "huffman-only"))):
+        images, chunks = _chunks(path, camera)
+        np.testing.assert_array_equal(images, np.stack(episodes[0] + episodes[1]))
+        for image, chunk, codec in zip(images, chunks, [codecs[0]] * 6 + [codecs[1]] * 7, strict=True):
+            if codec == "huffman-only":
+                assert chunk == huffman_only_chunk(image)
+            else:  # deflated by HDF5's zlib, which need not be Python's, so compared by what it holds
+                assert chunk != huffman_only_chunk(image) and zlib.decompress(chunk[:-4]) == image.tobytes()
+    _, chunks = _chunks(path, "left")
+    assert len(chunks[0]) < len(huffman_only_chunk(left[0][0])) / 1.5
 
 
-def test_a_corrupt_huffman_only_chunk_fails_its_checksum_on_read(tmp_path):
-    folder = tmp_path / "rec"
-    with RecordingWriter(folder, CAMERAS, ATTRS, seeds=[0]) as writer:
-        for record in _frames([_noisy_image(i) for i in range(5)]):
-            writer.add_frame(record)
-        writer.end_episode({"track": "t", "track_seed": None})
-    verify_recording(folder)
-    shard = folder / shard_name(0)
-    with h5py.File(shard, "r+") as f:
+def test_the_bytes_do_not_depend_on_the_batch_size(tmp_path):
+    episodes = [{"center": [_noisy_image(i) for i in range(9)]}, {"center": [_clean_image(i) for i in range(5)]}]
+    digests = set()
+    for batch_frames in (1, 4, 5, 64):
+        path = tmp_path / str(batch_frames) / shard_name(0)
+        _write(path, episodes, batch_frames)
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1
+
+
+def test_a_huffman_only_chunk_with_a_wrong_checksum_fails_the_read(tmp_path):
+    path = tmp_path / shard_name(0)
+    _write(path, [{"center": [_noisy_image(i) for i in range(5)]}])
+    with h5py.File(path, "r+") as f:
         dataset = f["images/center"]
         _, chunk = dataset.id.read_direct_chunk((2, 0, 0, 0))
         assert chunk == huffman_only_chunk(_noisy_image(2))
         damaged = bytearray(chunk)
-        damaged[len(damaged) // 2] ^= 0x10
+        damaged[-1] ^= 0x01  # the trailer only: the stream still inflates, so only fletcher32 can catch it
         dataset.id.write_direct_chunk((2, 0, 0, 0), bytes(damaged))
-    with h5py.File(shard, "r") as f, pytest.raises(OSError):
-        f["images/center"][2]
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["images/center"][1], _noisy_image(1))
+        with pytest.raises(OSError):
+            f["images/center"][2]
