@@ -182,8 +182,9 @@ class Episode:
             return False
         world.step(applied)
         if self.expert_in_control and self.driver is not self.expert:
-            self._settled_for = self._settled_for + world.dt if self.interventions.settled(world.road) else 0.0
-            if self._settled_for >= self.interventions.settle_time:
+            settled = self.interventions.settled(world.road)
+            self._settled_for = self._settled_for + world.dt if settled else 0.0
+            if settled and self._settled_for >= self.interventions.settle_time:  # settle_time 0: the moment it settles
                 self.expert_in_control = False
         if self.on_step is not None:
             self.on_step(world, applied)

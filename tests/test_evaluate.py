@@ -46,8 +46,11 @@ def test_expert_as_driver_needs_no_intervention(short_track):
     assert overall["mean_abs_offset_m"] < 0.3
 
 
-def test_bad_policy_is_taken_over_and_recovered(short_track, tmp_path):
-    result = evaluate(AlwaysLeft(), config_for(short_track, laps=0.5), record=tmp_path / "rec", name="always-left")
+@pytest.mark.parametrize("settle_time", [1.0, 0.0])  # 0: hand back the moment the car is settled, not before
+def test_bad_policy_is_taken_over_and_recovered(short_track, tmp_path, settle_time):
+    envelope = InterventionConfig(settle_time=settle_time)
+    config = config_for(short_track, laps=0.5, interventions=envelope)
+    result = evaluate(AlwaysLeft(), config, record=tmp_path / "rec", name="always-left")
     metrics = result.overall
     assert metrics["interventions"] >= 2 and metrics["autonomy_pct"] < 90
     recording = open_recording(tmp_path / "rec")
@@ -62,7 +65,6 @@ def test_bad_policy_is_taken_over_and_recovered(short_track, tmp_path):
     assert np.all(driver[recovering] == DriverKind.EXPERT) and np.any(driver == DriverKind.POLICY)
     # Each intervention starts out of the envelope; the expert brings the car back before handing over.
     first = starts[0]
-    envelope = InterventionConfig()
     assert abs(offset[first]) > envelope.max_lateral_offset or abs(heading[first]) > envelope.max_heading_error or bool(events[first] & Event.OFF_ROAD)
     assert abs(offset[first - 1]) <= envelope.max_lateral_offset and abs(heading[first - 1]) <= envelope.max_heading_error
     handback = first + np.argmax(~recovering[first + 1 :]) + 1
