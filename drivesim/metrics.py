@@ -93,6 +93,12 @@ def elapsed_seconds(trace: Trace, dt: float) -> float:
     return (len(trace) - repeated) * dt
 
 
+def evaluated_frames(trace: Trace, evaluated: DriverKind) -> np.ndarray:
+    """Frames the driver under test controlled: its kind in `meta/driver`, and not an expert recovery (which has
+    the same kind when the driver under test is an expert itself, as in the reference row)."""
+    return (trace.driver == int(evaluated)) & ((trace.events & Event.RECOVERING) == 0)
+
+
 def closed_loop_metrics(
     trace: Trace, dt: float, evaluated: DriverKind = DriverKind.POLICY, laps: tuple[int, int] | None = None, takeover: bool = True
 ) -> dict[str, float | int | None]:
@@ -106,7 +112,7 @@ def closed_loop_metrics(
     # Progress jumps only through the start-line wrap handled in World; a
     # crash reset keeps progress, so summing positive steps is the distance.
     distance_km = float(np.sum(np.clip(np.diff(trace.progress), 0.0, None))) / 1000.0
-    own = trace.driver == int(evaluated)
+    own = evaluated_frames(trace, evaluated)
     steering_rate = _steering_rates(trace, dt, own)
     offsets = np.abs(trace.lateral_offset[own])
     metrics: dict[str, float | int | None] = {
@@ -138,7 +144,7 @@ def combine(per_track: Sequence[dict[str, Any]], traces: Sequence[Trace], dt: fl
     for key in ("elapsed_s", "distance_km", "interventions", "crashes"):
         overall[key] = sum(m[key] for m in per_track)
     overall.update(_intervention_rates(overall["interventions"], overall["elapsed_s"], overall["distance_km"], takeover))
-    rates = np.concatenate([_steering_rates(t, dt, t.driver == int(evaluated)) for t in traces]) if traces else np.empty(0)
+    rates = np.concatenate([_steering_rates(t, dt, evaluated_frames(t, evaluated)) for t in traces]) if traces else np.empty(0)
     overall["mean_abs_steering_rate"] = float(rates.mean()) if rates.size else None
     completed = sum(m["laps"] or 0 for m in per_track)
     clean = sum(m["clean_laps"] or 0 for m in per_track)

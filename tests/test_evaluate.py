@@ -73,6 +73,22 @@ def test_bad_policy_is_taken_over_and_recovered(short_track, tmp_path, settle_ti
     assert label[first] < 0
 
 
+class AlwaysLeftAsExpert(AlwaysLeft):
+    """The bad policy under the expert's kind, as the reference row's driver is: its recoveries share its kind."""
+
+    kind = DriverKind.EXPERT
+
+
+def test_an_expert_kind_driver_is_not_credited_with_the_expert_recoveries(short_track, tmp_path):
+    result = evaluate(AlwaysLeftAsExpert(), config_for(short_track, laps=0.5), record=tmp_path / "rec", name="left")
+    with h5py.File(open_recording(tmp_path / "rec").shard_path(0), "r") as f:
+        events, offset = f["meta/events"][...], f["state/lateral_offset"][...]
+    own = (events & Event.RECOVERING) == 0
+    assert 0.05 < own.mean() < 0.95
+    assert result.overall["own_control_share"] == pytest.approx(own.mean())
+    assert result.overall["mean_abs_offset_m"] == pytest.approx(float(np.abs(offset[own]).mean()), rel=1e-5)
+
+
 def test_without_interventions_the_bad_policy_crashes_and_the_episode_ends(short_track, tmp_path):
     config = config_for(short_track, laps=1.0, interventions=InterventionConfig(enabled=False), end_on_crash=True)
     result = evaluate(AlwaysLeft(), config, record=tmp_path / "rec", name="always-left")
