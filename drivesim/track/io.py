@@ -106,5 +106,11 @@ def load_tracks(source: Path | str) -> list[Track]:
         files = sorted(source.glob("*.json"))
         if not files:
             raise TrackError(f"{source}: no track files (*.json) in this folder")
-        return [load_track(f) for f in files]
+        tracks = [load_track(f) for f in files]
+        first_with: dict[str, Path] = {}
+        for path, track in zip(files, tracks, strict=True):
+            if track.name in first_with:  # a name keys the track in shards, reports and metrics.json
+                raise TrackError(f"{path}: its track name {track.name!r} is also that of {first_with[track.name].name}; names in a track set must differ")
+            first_with[track.name] = path
+        return tracks
     return [load_track(source)]

@@ -53,6 +53,19 @@ def test_missing_file_and_empty_folder(tmp_path):
         load_tracks(tmp_path)
 
 
+def test_two_tracks_of_one_name_in_a_set_are_refused(tmp_path, repo_root):
+    import shutil
+
+    for name in ("a.json", "b.json"):  # the same file twice: the same "name" field
+        shutil.copy(repo_root / "tracks" / "val" / "val-000.json", tmp_path / name)
+    with pytest.raises(TrackError, match=r"b.json: its track name 'val-000' is also that of a.json"):
+        load_tracks(tmp_path)
+    data = json.loads((tmp_path / "b.json").read_text())
+    data["name"] = ""  # an unnamed track is named after its file
+    (tmp_path / "b.json").write_text(json.dumps(data))
+    assert [t.name for t in load_tracks(tmp_path)] == ["val-000", "b"]
+
+
 def test_bundled_tracks_load_and_splits_are_disjoint(repo_root):
     splits = {split: load_tracks(repo_root / "tracks" / split) for split in ("train", "val", "holdout")}
     assert [len(splits[s]) >= n for s, n in (("train", 20), ("val", 5), ("holdout", 10))] == [True] * 3
