@@ -347,7 +347,7 @@ def _loader_rates(args: argparse.Namespace, recording: str, generate_first: bool
         generate(GenerateConfig(frames=args.frames, seed=3, tracks="tracks/train"), recording, progress=False)
     torch.set_num_threads(os.cpu_count() or 1)
     base = RecordingDataset(recording)
-    frames = TrainingFrames(base, Preprocessing(), AugmentConfig(), ("center",))
+    frames = TrainingFrames(base, Preprocessing(), AugmentConfig(), ("center",), AugmentConfig().side_camera_correction)
     print(f"loader benchmark: {len(base)} frames of {recording}, batch 64, shuffled")
     for name, dataset in (("raw uint8 frames", base), ("training pipeline (augment + preprocess)", frames)):
         loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True, num_workers=args.workers, persistent_workers=False)

@@ -15,10 +15,10 @@
   back. Left camera: steer right (-correction); right camera: +correction.
 
 The default correction is what the expert itself does: placed 0.8 m (the
-rig's side offset) off its lane centre at cruising speed, it steers 0.041 of
-full lock back (median over the holdout tracks; pure pursuit's 2 L e / d^2
-with its speed-dependent look-ahead d of about 14 m). A larger correction
-would contradict the labels of the DART frames that show the same offset.
+rig's side offset) off its lane centre at its 14 m/s cruise, it steers about
+0.06 of full lock back (median over the holdout tracks; see
+`AugmentConfig.side_camera_correction`). A larger correction would
+contradict the labels of the DART frames that show the same offset.
 
 Randomness comes from torch's generator, which DataLoader seeds per worker
 from the run seed, so a training run is reproducible.
@@ -63,12 +63,13 @@ class AugmentConfig:
         check(0 <= self.side_camera_correction <= 0.5, "side_camera_correction must be in [0, 0.5]")
 
 
-def correct_for_camera(label: torch.Tensor, camera: str, config: AugmentConfig) -> torch.Tensor:
-    """The steering label (element 0) a side camera's frame should carry."""
+def correct_for_camera(label: torch.Tensor, camera: str, correction: float) -> torch.Tensor:
+    """The steering label (element 0) a frame of `camera` should carry: `correction` (normalized) added for the
+    right camera, subtracted for the left, none for the centre."""
     if CAMERA_SIGN[camera] == 0.0:
         return label
     label = label.clone()
-    label[0] = torch.clamp(label[0] + CAMERA_SIGN[camera] * config.side_camera_correction, -1.0, 1.0)
+    label[0] = torch.clamp(label[0] + CAMERA_SIGN[camera] * correction, -1.0, 1.0)
     return label
 
 

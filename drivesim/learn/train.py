@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from drivesim import __version__
 from drivesim.config import check, to_dict
+from drivesim.errors import DrivesimError
 from drivesim.learn.augment import AugmentConfig, augment, correct_for_camera
 from drivesim.learn.checkpoint import WEIGHTS_FILE, save_checkpoint
 from drivesim.learn.models import ModelConfig, build_model, parameter_count
@@ -69,15 +70,27 @@ class TrainConfig:
         check(len(self.data) > 0, "train needs at least one --data recording")
         check(self.epochs >= 1 and self.batch >= 1, "epochs and batch must be at least 1")
         check(0 < self.val_fraction < 0.9, "val_fraction must be in (0, 0.9)")
-        check(self.lr > 0, f"--lr must be > 0, got {self.lr:g}")
+        check(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a number > 0, got {self.lr:g}")
         check(self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
 
 
-class TrainingFrames(Dataset):
-    """Recording frames as (network input, label): side-camera correction, augmentation, preprocessing."""
+class TrainingError(DrivesimError):
+    """A training run cannot start or did not produce a model."""
 
-    def __init__(self, base: RecordingDataset, preprocessing: Preprocessing, augmentation: AugmentConfig | None, cameras: tuple[str, ...]) -> None:
+
+class TrainingFrames(Dataset):
+    """Recording frames as (network input, label): side-camera correction, augmentation, preprocessing.
+
+    `base` must carry the "camera" extra when it has several `cameras`. Every
+    left or right frame gets `side_correction`, validation frames included;
+    `augmentation` (None for validation) adds the random changes on top.
+    """
+
+    def __init__(
+        self, base: RecordingDataset, preprocessing: Preprocessing, augmentation: AugmentConfig | None, cameras: tuple[str, ...], side_correction: float
+    ) -> None:
         self.base, self.preprocessing, self.augmentation, self.cameras = base, preprocessing, augmentation, cameras
+        self.side_correction = side_correction
 
     def __len__(self) -> int:
         return len(self.base)
@@ -85,8 +98,8 @@ class TrainingFrames(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         item = self.base[index]
         image, label = item[0], item[1]
-        if len(self.cameras) > 1:
-            label = correct_for_camera(label, self.cameras[int(item[2]["camera"])], self.augmentation or AugmentConfig())
+        camera = self.cameras[int(item[2]["camera"])] if len(self.cameras) > 1 else self.cameras[0]
+        label = correct_for_camera(label, camera, self.side_correction)
         if self.augmentation is not None:
             image, label = augment(image, label, self.augmentation)
         return self.preprocessing.apply(image), label
@@ -115,15 +128,18 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
     labels = ("steering", "throttle") if config.model.throttle_head else ("steering",)
     extras = ("camera",) if len(config.cameras) > 1 else ()
     train_base = RecordingDataset(list(config.data), cameras=config.cameras, labels=labels, extras=extras)
-    train_set: Dataset = TrainingFrames(train_base, config.preprocessing, config.augment, config.cameras)
+    correction = config.augment.side_camera_correction
+    train_set: Dataset = TrainingFrames(train_base, config.preprocessing, config.augment, config.cameras, correction)
     if config.val:
         val_base = RecordingDataset(list(config.val), cameras=("center",), labels=labels)
-        val_set: Dataset = TrainingFrames(val_base, config.preprocessing, None, ("center",))
+        val_set: Dataset = TrainingFrames(val_base, config.preprocessing, None, ("center",), correction)
     else:
         # Hold out a contiguous tail: neighbouring frames are near-duplicates,
         # so a random split would leak them into validation.
         held = max(1, int(len(train_set) * config.val_fraction))
-        plain = TrainingFrames(train_base, config.preprocessing, None, config.cameras)
+        if held >= len(train_set):
+            raise TrainingError(f"{len(train_set)} training frame(s) leave none to train on once validation frames are held out; give more data or --val")
+        plain = TrainingFrames(train_base, config.preprocessing, None, config.cameras, correction)
         val_set = Subset(plain, range(len(train_set) - held, len(train_set)))
         train_set = Subset(train_set, range(len(train_set) - held))
     generator = torch.Generator().manual_seed(config.seed)
@@ -134,6 +150,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
 
     # ---- model
     model = build_model(config.model, (config.preprocessing.height, config.preprocessing.width))
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)  # only now: a run refused for its data or model leaves no empty folder
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total_steps = config.epochs * len(train_loader)
@@ -146,6 +163,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
     data_prints = {"data": recording_fingerprints(config.data), "val": recording_fingerprints(config.val) if config.val else "tail of data"}
     history: list[dict[str, float]] = []
     best = math.inf
+    diverged = False
     step, frames_seen, started = 0, 0, time.perf_counter()
     for epoch in range(config.epochs):
         model.train()
@@ -153,6 +171,10 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress, leave=False)
         for inputs, targets in bar:
             loss = torch.nn.functional.mse_loss(model(inputs), targets)
+            if not math.isfinite(loss.item()):  # the weights are lost; no later step can bring them back
+                diverged = True
+                log(f"step {step + 1}: the training loss is {loss.item()}; training diverged (try a lower --lr)")
+                break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -164,6 +186,8 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
             bar.set_postfix(loss=f"{running / batches:.4f}", fps=f"{frames_seen / (time.perf_counter() - started):.0f}")
             if config.max_steps is not None and step >= config.max_steps:
                 break
+        if diverged:
+            break
         train_rate = batches * config.batch / (time.perf_counter() - epoch_started)
         val_loss = evaluate_loss(model, val_loader)
         record = {"epoch": epoch + 1, "train_loss": running / max(batches, 1), "val_loss": val_loss, "train_frames_per_s": train_rate, "lr": schedule.get_last_lr()[0]}
@@ -177,6 +201,10 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
             break
 
     # ---- report
+    if not math.isfinite(best):
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        raise TrainingError(f"no epoch reached a finite validation loss (training diverged: try a lower --lr); no model was written to {out}")
     summary = {
         "config": to_dict(config),
         "history": history,
@@ -186,6 +214,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         "dataloader_frames_per_s": loader_rate,
         "train_frames_per_s": frames_seen / (time.perf_counter() - started),
         "checkpoint": str(out / WEIGHTS_FILE),
+        "diverged": diverged,
     }
     (out / "train-log.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     plot_losses(history, out / "loss.png")
@@ -253,4 +282,4 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["TrainConfig", "TrainingFrames", "train"]
+__all__ = ["TrainConfig", "TrainingError", "TrainingFrames", "train"]

@@ -5,6 +5,7 @@ import sys
 import pytest
 import torch
 
+from drivesim.config import ConfigError
 from drivesim.learn import (
     AugmentConfig,
     CheckpointError,
@@ -17,7 +18,7 @@ from drivesim.learn import (
     parameter_count,
     save_checkpoint,
 )
-from drivesim.learn.train import TrainConfig, train
+from drivesim.learn.train import TrainConfig, TrainingError, TrainingFrames, train
 from drivesim.record import RecordingDataset
 
 
@@ -50,9 +51,54 @@ def test_flip_negates_steering_and_mirrors_the_image():
 def test_side_cameras_steer_back_to_the_centre():
     config = AugmentConfig(side_camera_correction=0.1)
     label = torch.tensor([0.2])
-    assert correct_for_camera(label, "left", config).item() == pytest.approx(0.1)
-    assert correct_for_camera(label, "right", config).item() == pytest.approx(0.3)
-    assert correct_for_camera(label, "center", config).item() == pytest.approx(0.2)
+    assert correct_for_camera(label, "left", config.side_camera_correction).item() == pytest.approx(0.1)
+    assert correct_for_camera(label, "right", config.side_camera_correction).item() == pytest.approx(0.3)
+    assert correct_for_camera(label, "center", config.side_camera_correction).item() == pytest.approx(0.2)
+
+
+@pytest.fixture(scope="module")
+def rig_recording(tmp_path_factory, repo_root):
+    """40 frames from all three rig cameras."""
+    from drivesim.config import GenerateConfig, RigConfig
+    from drivesim.generate import generate
+
+    folder = tmp_path_factory.mktemp("rig") / "rec"
+    config = GenerateConfig(frames=40, shard_frames=40, episode_frames=40, seed=2, tracks=str(repo_root / "tracks" / "val"), rig=RigConfig(cameras=("center", "left", "right")))
+    generate(config, folder, workers=1, progress=False)
+    return folder
+
+
+def test_every_side_camera_frame_gets_the_configured_correction(rig_recording):
+    """Alone or beside the others, with augmentation (training) or without (validation)."""
+    center = RecordingDataset(rig_recording, cameras=("center",), labels=("steering",))
+    steering = torch.stack([center[i][1][0] for i in range(len(center))])
+    for augmentation in (None, AugmentConfig(brightness=0, contrast=0, shadow=0)):
+        for camera, sign in (("left", -1), ("right", 1), ("center", 0)):
+            alone = TrainingFrames(RecordingDataset(rig_recording, cameras=(camera,), labels=("steering",)), Preprocessing(), augmentation, (camera,), 0.02)
+            assert torch.allclose(torch.stack([alone[i][1][0] for i in range(len(alone))]), (steering + sign * 0.02).clamp(-1, 1))
+        cameras = ("center", "left", "right")
+        rig = TrainingFrames(RecordingDataset(rig_recording, cameras=cameras, labels=("steering",), extras=("camera",)), Preprocessing(), augmentation, cameras, 0.02)
+        labels = torch.stack([rig[i][1][0] for i in range(len(rig))]).view(len(steering), 3)  # frame-major, cameras in order
+        assert torch.allclose(labels, torch.stack([steering, steering - 0.02, steering + 0.02], dim=1).clamp(-1, 1))
+
+
+def test_a_run_that_diverges_fails_and_writes_no_model(tiny_recording, tmp_path):
+    config = TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / "m"), model=ModelConfig("small"), epochs=2, batch=16, workers=0, max_steps=6, lr=1e30)
+    with pytest.raises(TrainingError, match="no epoch reached a finite validation loss"):
+        train(config, progress=False, log=lambda _: None)
+    assert not (tmp_path / "m").exists()
+    with pytest.raises(ConfigError, match="--lr"):
+        TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / "n"), lr=float("inf"))
+
+
+def test_too_few_frames_to_hold_some_out_is_a_clear_error(tmp_path, repo_root):
+    from drivesim.config import GenerateConfig
+    from drivesim.generate import generate
+
+    generate(GenerateConfig(frames=1, shard_frames=1, episode_frames=1, tracks=str(repo_root / "tracks" / "val")), tmp_path / "rec", workers=1, progress=False)
+    config = TrainConfig(data=(str(tmp_path / "rec"),), out=str(tmp_path / "m"), model=ModelConfig("small"), workers=0)
+    with pytest.raises(TrainingError, match="1 training frame"):
+        train(config, progress=False, log=lambda _: None)
 
 
 def test_overfit_tiny_recording_and_checkpoint_round_trip(tiny_recording, tmp_path):
