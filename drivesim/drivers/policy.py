@@ -17,9 +17,14 @@ import torch
 
 from drivesim.config import ExpertConfig
 from drivesim.drivers.base import DriverKind
+from drivesim.errors import DrivesimError
 from drivesim.learn.checkpoint import Checkpoint, load_checkpoint
 from drivesim.sim.car import Controls
 from drivesim.sim.world import World
+
+
+class PolicyError(DrivesimError):
+    """A network driver cannot give a usable command."""
 
 
 class PolicyDriver:
@@ -50,7 +55,10 @@ class PolicyDriver:
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Network outputs (B, 1 or 2), clipped to [-1, 1], for uint8 frames (B, H, W, 3)."""
         batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-        return self.model(self.preprocessing.apply(batch)).clamp_(-1.0, 1.0).numpy()
+        outputs = self.model(self.preprocessing.apply(batch))
+        if not bool(torch.isfinite(outputs).all()):  # clamping would turn NaN into a full-lock command
+            raise PolicyError(f"{self.checkpoint.path}: the network's output is not finite (NaN or infinity) for this frame")
+        return outputs.clamp_(-1.0, 1.0).numpy()
 
     def act_batch(self, worlds: Sequence[World], frames: Sequence[Mapping[str, np.ndarray]]) -> list[Controls]:
         outputs = self.predict(np.stack([f[self.camera] for f in frames]))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -86,11 +87,20 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         training = json.loads(metadata.get("training", "{}"))
     except (KeyError, json.JSONDecodeError, ConfigError) as error:
         raise CheckpointError(f"{file}: checkpoint metadata is damaged ({error})") from None
-    model = build_model(model_config, (preprocessing.height, preprocessing.width))
+    try:
+        model = build_model(model_config, (preprocessing.height, preprocessing.width))
+    except (RuntimeError, ValueError) as error:  # e.g. an input too small for the network's kernels
+        raise CheckpointError(
+            f"{file}: its preprocessing ({preprocessing.height}x{preprocessing.width}) does not fit a {model_config.architecture} network ({error})"
+        ) from None
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
-        raise CheckpointError(f"{file}: weights do not fit a {model_config.architecture} network ({first})") from None
+        # torch's first line only says "Error(s) in loading state_dict"; the next one names the tensor.
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        raise CheckpointError(f"{file}: weights do not fit a {model_config.architecture} network ({' '.join(lines[:2])})") from None
+    broken = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if broken:  # safetensors has no checksum: damaged weights load without complaint and would steer full lock
+        raise CheckpointError(f"{file}: weights hold NaN or infinity ({', '.join(broken[:3])})")
     model.eval()
     return Checkpoint(model, model_config, preprocessing, training, file)

@@ -3,7 +3,10 @@
 Reads top to bottom: arguments, data, model, loop, checkpoint. Each epoch
 trains on the training frames, measures the validation loss, and keeps the
 best checkpoint; a JSON log and a loss-curve PNG are written beside it.
-Deterministic given the seed on CPU (same data, same arguments, same bytes).
+Deterministic given the seed on CPU: the same data and arguments give the
+same weights and the same checkpoint metadata (no timings; train-log.json
+has those). The file's bytes can still differ, as safetensors writes its
+header's keys in no fixed order.
 """
 
 from __future__ import annotations
@@ -228,7 +231,7 @@ def _training_meta(config: TrainConfig, data_prints: dict[str, Any], history: li
         "epochs": len(history),
         "frames_seen": frames_seen,
         "best_val_loss": best,
-        "history": history,
+        "history": [{key: value for key, value in h.items() if key != "train_frames_per_s"} for h in history],  # no timings
         "seed": config.seed,
         "augment": to_dict(config.augment),
         "cameras": list(config.cameras),

@@ -182,6 +182,39 @@ def test_bad_checkpoints_are_rejected(tmp_path):
     save_file(tensors, str(foreign))
     with pytest.raises(CheckpointError, match="not a drivesim checkpoint"):
         load_checkpoint(foreign)
+    # A preprocessing too small for the network's kernels.
+    tiny = tmp_path / "tiny.safetensors"
+    save_file(tensors, str(tiny), metadata={**handle_metadata(good), "preprocessing": json.dumps({**json.loads(handle_metadata(good)["preprocessing"]), "height": 8, "width": 8})})
+    with pytest.raises(CheckpointError, match="8x8 does not fit|8x8\\) does not fit"):
+        load_checkpoint(tiny)
+    # Damaged weights: NaN would be clamped into a full-lock command.
+    nan = tmp_path / "nan.safetensors"
+    save_file({k: torch.full_like(v, float("nan")) if k == next(iter(tensors)) else v for k, v in tensors.items()}, str(nan), metadata=handle_metadata(good))
+    with pytest.raises(CheckpointError, match="NaN or infinity"):
+        load_checkpoint(nan)
+
+
+def handle_metadata(path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return dict(handle.metadata())
+
+
+def test_a_policy_whose_output_is_not_finite_stops_instead_of_steering_full_lock(tmp_path):
+    import numpy as np
+
+    from drivesim.drivers.policy import PolicyDriver, PolicyError
+
+    model = build_model(ModelConfig("small"), (66, 200))
+    checkpoint = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", model, Preprocessing(), {}))
+    driver = PolicyDriver(checkpoint)
+    frames = np.zeros((2, 120, 160, 3), np.uint8)
+    assert np.all(np.abs(driver.predict(frames)) <= 1)
+    with torch.no_grad():
+        next(checkpoint.model.parameters()).fill_(float("nan"))
+    with pytest.raises(PolicyError, match="not finite"):
+        driver.predict(frames)
 
 
 def test_cli_trains_a_few_steps(tiny_recording, tmp_path):
