@@ -89,12 +89,12 @@ def config_fingerprint(config: GenerateConfig) -> dict[str, Any]:
     return fingerprint
 
 
-def same_config(stored: dict[str, Any] | None, fingerprint: dict[str, Any]) -> bool:
+def same_config(stored: Any, fingerprint: dict[str, Any]) -> bool:
     """Whether a recording's stored config is the run `fingerprint` describes, so its shards can be kept.
     A policy is the same by its weights, wherever its file lies (kept shards keep the path they were made
     with), so a moved run folder still resumes; recordings from before the digest was stored compare the
     policy's weights file path, resolved."""
-    if stored is None:
+    if not isinstance(stored, dict):  # None, or a shard's config attribute that is not a JSON object
         return False
     old, new = dict(stored), dict(fingerprint)
     old_path, new_path = old.pop("policy", None), new.pop("policy", None)

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from drivesim.record.reader import open_recording, open_shard
-from drivesim.record.schema import FIELDS_BY_NAME, RecordingError
+from drivesim.record.schema import CAMERA_NAMES, FIELDS_BY_NAME, RecordingError
 
 
 def field_name(name: str) -> str:
@@ -67,8 +67,15 @@ class RecordingDataset(Dataset):
     ) -> None:
         if isinstance(folders, (str, Path)):
             folders = [folders]
+        # One name alone is a common way to ask for one camera or label; iterating it would ask for its letters.
+        cameras, labels, extras = ((names,) if isinstance(names, str) else names for names in (cameras, labels, extras))
         if not folders or not cameras or not labels:
             raise RecordingError("RecordingDataset needs at least one folder, camera and label")
+        unknown = [camera for camera in cameras if camera not in CAMERA_NAMES]
+        if unknown:
+            raise RecordingError(f"unknown camera(s) {unknown}; cameras are {list(CAMERA_NAMES)}")
+        if max_open_files < 1:
+            raise RecordingError(f"max_open_files must be at least 1, got {max_open_files}")
         self.recordings = [open_recording(folder) for folder in folders]
         """The checked recordings, in the order given."""
         self.cameras = tuple(cameras)

@@ -54,6 +54,8 @@ def _check_version(path: Path, f: h5py.File) -> None:
     version = f.attrs.get("schema_version")
     if version is None:
         raise RecordingError(f"{path}: no schema_version attribute; not a drivesim shard")
+    if np.shape(version) != () or not np.issubdtype(np.asarray(version).dtype, np.integer):
+        raise RecordingError(f"{path}: schema_version {version!r} is not an integer; not a drivesim shard")
     if int(version) != SCHEMA_VERSION:
         raise RecordingError(f"{path}: schema version {int(version)} is not supported; this drivesim ({__version__}) reads version {SCHEMA_VERSION}")
 

@@ -151,6 +151,27 @@ def test_unknown_schema_version_in_shard(tmp_path):
         open_recording(tmp_path)
 
 
+@pytest.mark.parametrize("version", ["one", 1.7, np.array([1, 1])])
+def test_a_schema_version_that_is_not_an_integer_is_refused(tmp_path, version):
+    info, _ = write_shard(tmp_path / shard_name(0))
+    with h5py.File(tmp_path / shard_name(0), "r+") as f:
+        f.attrs["schema_version"] = version
+    with pytest.raises(RecordingError, match="shard-00000.h5: schema_version .* is not an integer"):
+        shard_info_from_file(tmp_path / shard_name(0))
+
+
+def test_dataset_arguments_given_as_one_name_or_wrong(recording):
+    folder, records = recording
+    one = RecordingDataset(folder, cameras="center", labels="steering")  # a lone name, not its letters
+    image, label = one[3]
+    np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(), records[3]["images/center"])
+    assert label.shape == (1,)
+    with pytest.raises(RecordingError, match=r"unknown camera\(s\) \['centre'\]"):
+        RecordingDataset(folder, cameras=("centre",))
+    with pytest.raises(RecordingError, match="max_open_files must be at least 1"):
+        RecordingDataset(folder, max_open_files=0)
+
+
 def test_truncated_shard(recording):
     folder, _ = recording
     path = folder / "shard-00000.h5"
