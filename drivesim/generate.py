@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from drivesim.config import EpisodeConfig, GenerateConfig, to_dict
@@ -49,7 +50,7 @@ from drivesim.record.reader import file_sha256
 from drivesim.render.frame_source import RigView
 from drivesim.render.scene import Scene, build_scene
 from drivesim.sim import World
-from drivesim.track import Track, generate_track, load_tracks, random_track_config
+from drivesim.track import Track, generate_track, load_tracks, random_track_config, track_set_sha256
 
 RANDOM_TRACK_SEEDS = (1_000_000, 2**31 - 1)
 """Fresh tracks draw seeds from this range, far from the bundled tracks' seeds (1000-3999)."""
@@ -77,8 +78,11 @@ def plan_shards(config: GenerateConfig) -> list[ShardJob]:
 
 def config_fingerprint(config: GenerateConfig) -> dict[str, Any]:
     """The config as stored in shards and manifest (JSON-normalized: tuples become lists), with the SHA-256 of
-    the policy's weights when a policy drives; fingerprints that `same_config` accepts make the same bytes."""
+    the track files of a track pool and of the policy's weights when a policy drives; fingerprints that
+    `same_config` accepts make the same bytes."""
     fingerprint = json.loads(json.dumps(to_dict(config)))
+    if config.tracks != "random":  # the same folder name can hold other tracks by the time a run is resumed
+        fingerprint["tracks_sha256"] = track_set_sha256(config.tracks)
     if config.policy:
         from drivesim.learn.checkpoint import resolve  # torch: a policy-driven run loads it anyway
 
@@ -93,13 +97,15 @@ def same_config(stored: Any, fingerprint: dict[str, Any]) -> bool:
     """Whether a recording's stored config is the run `fingerprint` describes, so its shards can be kept.
     A policy is the same by its weights, wherever its file lies (kept shards keep the path they were made
     with), so a moved run folder still resumes; recordings from before the digest was stored compare the
-    policy's weights file path, resolved."""
+    policy's weights file path, resolved. A track pool must also hold the same files, where both recorded
+    their digest."""
     if not isinstance(stored, dict):  # None, or a shard's config attribute that is not a JSON object
         return False
     old, new = dict(stored), dict(fingerprint)
     old_path, new_path = old.pop("policy", None), new.pop("policy", None)
     old_digest, new_digest = old.pop("policy_sha256", None), new.pop("policy_sha256", None)
-    if old != new:
+    old_tracks, new_tracks = old.pop("tracks_sha256", None), new.pop("tracks_sha256", None)
+    if old != new or (old_tracks and new_tracks and old_tracks != new_tracks):
         return False
     if old_digest and new_digest:
         return old_digest == new_digest
@@ -245,36 +251,71 @@ class GenerateResult:
 def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[int, ShardInfo]:
     """Check `folder` against `config`; return the finished shards that can be kept.
 
-    A folder holding a recording of another config is only replaced with
-    `force`. Unfinished (temporary) shards are always removed.
+    A shard is kept only if it is this run's shard at its index, intact: the
+    same config (track files and policy weights included), the index its
+    file name says, the frames the plan gives it, and, where a manifest
+    lists it, the size and SHA-256 recorded there. Any other file under a
+    shard name (another run's, a renamed or damaged one, not a shard at all)
+    stops the run unless `force` is given, and then it is replaced. Nothing
+    is deleted until every file has been judged. Unfinished (temporary)
+    shards are always removed.
     """
     fingerprint = config_fingerprint(config)
     jobs = {job.index: job for job in plan_shards(config)}
-    if (folder / MANIFEST_NAME).exists():
+    manifest = folder / MANIFEST_NAME
+    listed: dict[str, ShardInfo] = {}
+    if manifest.exists():
         try:
-            same = same_config(read_manifest(folder).config, fingerprint)
+            recorded = read_manifest(folder)
+            same = same_config(recorded.config, fingerprint)
         except RecordingError:
             same = False
         if not same and not force:
             raise GenerateError(f"{folder} holds a recording made with a different config; use --force to replace it, or choose another --out")
-        (folder / MANIFEST_NAME).unlink()
+        if same:
+            listed = {info.file: info for info in recorded.shards}
     kept: dict[int, ShardInfo] = {}
-    for tmp in folder.glob("shard-*.h5.tmp"):
-        tmp.unlink()
+    replace: list[Path] = []
     for path in sorted(folder.glob("shard-*.h5")):
-        try:
-            info, shard_config = shard_info_from_file(path)
-        except RecordingError:
-            info, shard_config = None, None
-        index = int(path.stem.split("-")[1])
-        if shard_config is not None and not same_config(shard_config, fingerprint) and not force:
-            raise GenerateError(f"{path} was made with a different config; use --force to replace the recording, or choose another --out")
-        usable = info is not None and same_config(shard_config, fingerprint) and index in jobs and info.frames == jobs[index].frames
-        if usable:
-            kept[index] = info
-        else:
-            path.unlink()
+        problem = _shard_problem(path, fingerprint, jobs, listed, kept)
+        if problem is None:
+            continue
+        if not force:
+            raise GenerateError(f"{path} {problem}; use --force to replace it, or choose another --out")
+        replace.append(path)
+    # Every file is judged: only now is anything removed.
+    manifest.unlink(missing_ok=True)
+    for path in [*folder.glob("shard-*.h5.tmp"), *replace]:
+        path.unlink()
     return kept
+
+
+def _shard_problem(path: Path, fingerprint: dict[str, Any], jobs: dict[int, ShardJob], listed: dict[str, ShardInfo], kept: dict[int, ShardInfo]) -> str | None:
+    """Why the shard file at `path` cannot be kept for the run `fingerprint` (None: kept, into `kept`)."""
+    try:
+        info, shard_config = shard_info_from_file(path)
+    except RecordingError as error:
+        return f"is not a readable drivesim shard ({error})"
+    if not same_config(shard_config, fingerprint):
+        return "was made with a different config"
+    index = int(path.stem.split("-")[1])  # shard_info_from_file checked the name
+    written = _generated_index(path)
+    if written != index or index not in jobs or info.frames != jobs[index].frames:
+        return f"is not this run's shard {index} (it holds shard {written}, {info.frames} frames): renamed or copied"
+    if path.name in listed and (listed[path.name].size, listed[path.name].sha256) != (info.size, info.sha256):
+        return "differs from the size and SHA-256 the manifest recorded for it: changed or damaged since the run"
+    kept[index] = info
+    return None
+
+
+def _generated_index(path: Path) -> int | None:
+    """The shard index `generate` stored in the file's `generator` attribute, or None."""
+    try:
+        with h5py.File(path, "r") as f:
+            value = f.attrs["generator"]
+        return int(json.loads(value.decode() if isinstance(value, bytes) else value)["shard"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def load_policy(checkpoint: str) -> Any:

@@ -132,6 +132,74 @@ def test_other_config_is_never_overwritten_without_force(tmp_path, repo_root):
     assert read_manifest(tmp_path / "r").config["seed"] == 1
 
 
+def _pool_config(tracks, **kwargs) -> GenerateConfig:
+    return GenerateConfig(frames=90, shard_frames=30, episode_frames=30, seed=4, tracks=str(tracks), **kwargs)
+
+
+@pytest.fixture()
+def pool(tmp_path, repo_root):
+    """A track folder of two bundled validation tracks, which a test may change."""
+    import shutil
+
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    for name in ("val-000", "val-001"):
+        shutil.copy(repo_root / "tracks" / "val" / f"{name}.json", folder)
+    return folder
+
+
+def test_resume_refuses_a_track_pool_whose_files_changed(tmp_path, pool, repo_root):
+    import shutil
+
+    generate(_pool_config(pool), tmp_path / "r", workers=1, progress=False)
+    (tmp_path / "r" / "shard-00001.h5").unlink()
+    (pool / "val-001.json").unlink()
+    shutil.copy(repo_root / "tracks" / "holdout" / "holdout-000.json", pool)  # same folder name, other tracks
+    with pytest.raises(GenerateError, match="different config"):
+        generate(_pool_config(pool), tmp_path / "r", workers=1, progress=False)
+    assert sorted(p.name for p in (tmp_path / "r").glob("shard-*.h5")) == ["shard-00000.h5", "shard-00002.h5"]  # nothing removed
+
+
+def test_a_shard_damaged_after_the_run_is_not_kept_silently(tmp_path, pool):
+    config = _pool_config(pool)
+    generate(config, tmp_path / "ref", workers=1, progress=False)
+    generate(config, tmp_path / "r", workers=1, progress=False)
+    shard = tmp_path / "r" / "shard-00001.h5"
+    with h5py.File(shard, "r") as f:
+        offset = f["images/center"].id.get_chunk_info(5).byte_offset
+    data = bytearray(shard.read_bytes())
+    data[offset + 100] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(GenerateError, match="shard-00001.h5 differs from the size and SHA-256 the manifest recorded"):
+        generate(config, tmp_path / "r", workers=1, progress=False)
+    assert shard.read_bytes() == bytes(data) and (tmp_path / "r" / "manifest.json").exists()  # untouched
+    result = generate(config, tmp_path / "r", workers=1, force=True, progress=False)
+    assert result.reused_shards == 2
+    assert (tmp_path / "r" / "manifest.json").read_bytes() == (tmp_path / "ref" / "manifest.json").read_bytes()
+
+
+@pytest.mark.parametrize("intruder", ["renamed", "not a shard"])
+def test_a_file_under_a_shard_name_that_is_not_this_runs_shard_stops_the_run(tmp_path, pool, intruder):
+    config = _pool_config(pool)
+    generate(config, tmp_path / "ref", workers=1, progress=False)
+    generate(config, tmp_path / "r", workers=1, progress=False)
+    folder = tmp_path / "r"
+    (folder / "manifest.json").unlink()  # as after an interrupted run
+    if intruder == "renamed":
+        (folder / "shard-00001.h5").write_bytes((folder / "shard-00000.h5").read_bytes())
+        message = "shard-00001.h5 is not this run's shard 1 \\(it holds shard 0"
+    else:
+        (folder / "shard-00001.h5").write_text("my notes")
+        message = "shard-00001.h5 is not a readable drivesim shard"
+    (folder / "shard-00002.h5.tmp").write_text("unfinished")
+    with pytest.raises(GenerateError, match=message):
+        generate(config, folder, workers=1, progress=False)
+    assert sorted(p.name for p in folder.iterdir()) == ["shard-00000.h5", "shard-00001.h5", "shard-00002.h5", "shard-00002.h5.tmp"]  # nothing removed
+    generate(config, folder, workers=1, force=True, progress=False)
+    assert (folder / "manifest.json").read_bytes() == (tmp_path / "ref" / "manifest.json").read_bytes()
+    assert not list(folder.glob("*.tmp"))
+
+
 def test_corrupt_shard_is_reported_clearly(tmp_path, tiny_recording):
     import shutil
 

@@ -2,7 +2,7 @@
 
 from drivesim.track.generator import TrackGenerationError, generate_track, random_track_config, validate_track
 from drivesim.track.geometry import Pose, Projection, Track, TrackError, wrap_angle
-from drivesim.track.io import load_track, load_tracks, save_track
+from drivesim.track.io import load_track, load_tracks, save_track, track_files, track_set_sha256
 
 __all__ = [
     "Pose",
@@ -15,6 +15,8 @@ __all__ = [
     "load_tracks",
     "random_track_config",
     "save_track",
+    "track_files",
+    "track_set_sha256",
     "validate_track",
     "wrap_angle",
 ]

@@ -7,6 +7,7 @@ whatever generator version is installed. Loading validates the geometry.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -91,8 +92,8 @@ def load_track(path: Path | str) -> Track:
     return track
 
 
-def load_tracks(source: Path | str) -> list[Track]:
-    """All tracks in a folder (sorted by file name), or the one track in a file.
+def track_files(source: Path | str) -> list[Path]:
+    """The track files of a folder (sorted by name), or the one file given.
 
     A relative tracks/... path that does not exist here is taken from the bundled sets
     (tracks/train, tracks/val, tracks/holdout), so they are found from any working folder and
@@ -106,11 +107,30 @@ def load_tracks(source: Path | str) -> list[Track]:
         files = sorted(source.glob("*.json"))
         if not files:
             raise TrackError(f"{source}: no track files (*.json) in this folder")
-        tracks = [load_track(f) for f in files]
-        first_with: dict[str, Path] = {}
-        for path, track in zip(files, tracks, strict=True):
-            if track.name in first_with:  # a name keys the track in shards, reports and metrics.json
-                raise TrackError(f"{path}: its track name {track.name!r} is also that of {first_with[track.name].name}; names in a track set must differ")
-            first_with[track.name] = path
-        return tracks
-    return [load_track(source)]
+        return files
+    return [source]
+
+
+def track_set_sha256(source: Path | str) -> str:
+    """SHA-256 over the names and bytes of `track_files(source)`: a track set's identity, wherever it lies."""
+    digest = hashlib.sha256()
+    for path in track_files(source):
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise TrackError(f"{path}: cannot read the track file ({error.strerror or error})") from None
+        digest.update(f"{path.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def load_tracks(source: Path | str) -> list[Track]:
+    """All tracks in a folder (sorted by file name), or the one track in a file (see `track_files`)."""
+    files = track_files(source)
+    tracks = [load_track(f) for f in files]
+    first_with: dict[str, Path] = {}
+    for path, track in zip(files, tracks, strict=True):
+        if track.name in first_with:  # a name keys the track in shards, reports and metrics.json
+            raise TrackError(f"{path}: its track name {track.name!r} is also that of {first_with[track.name].name}; names in a track set must differ")
+        first_with[track.name] = path
+    return tracks
