@@ -98,9 +98,10 @@ def generate_command(
     from dataclasses import replace
 
     from drivesim.config import GenerateConfig, RandomizationConfig
-    from drivesim.generate import generate
+    from drivesim.generate import DIGEST_KEYS, generate
 
-    run = load_json(GenerateConfig, config) if config else GenerateConfig()
+    # A recording's stored config (manifest.json "config") works as --config: its digests are not fields.
+    run = load_json(GenerateConfig, config, ignore=DIGEST_KEYS) if config else GenerateConfig()
     given = {"frames": frames, "seed": seed, "tracks": tracks, "shard_frames": shard_frames, "episode_frames": episode_frames}
     run = replace(run, **{name: value for name, value in given.items() if value is not None})
     camera = replace(run.rig.camera, **{k: v for k, v in (("width", width), ("height", height)) if v is not None})

@@ -420,14 +420,17 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
-def load_json(cls: type[T], path: Path) -> T:
-    """Read a config of type `cls` from a JSON file, with a clear error for a bad file."""
+def load_json(cls: type[T], path: Path, ignore: tuple[str, ...] = ()) -> T:
+    """Read a config of type `cls` from a JSON file, with a clear error for a bad file. Top-level keys in
+    `ignore` are dropped first (e.g. the digests a recording stores beside its config's fields)."""
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid JSON ({error})") from None
+    if isinstance(data, dict):
+        data = {key: value for key, value in data.items() if key not in ignore}
     return from_dict(cls, data, str(path))
 
 

@@ -76,6 +76,10 @@ def plan_shards(config: GenerateConfig) -> list[ShardJob]:
     return [ShardJob(i, min(config.shard_frames, config.frames - i * config.shard_frames)) for i in range(count)]
 
 
+DIGEST_KEYS = ("policy_sha256", "tracks_sha256")
+"""Keys `config_fingerprint` adds to a run's config fields: the policy's weights and the track pool's files."""
+
+
 def config_fingerprint(config: GenerateConfig) -> dict[str, Any]:
     """The config as stored in shards and manifest (JSON-normalized: tuples become lists), with the SHA-256 of
     the track files of a track pool and of the policy's weights when a policy drives; fingerprints that
@@ -267,13 +271,14 @@ def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[in
     if manifest.exists():
         try:
             recorded = read_manifest(folder)
-            same = same_config(recorded.config, fingerprint)
-        except RecordingError:
-            same = False
-        if not same and not force:
-            raise GenerateError(f"{folder} holds a recording made with a different config; use --force to replace it, or choose another --out")
-        if same:
-            listed = {info.file: info for info in recorded.shards}
+        except RecordingError as error:
+            if not force:
+                raise GenerateError(f"{error}; use --force to replace the recording, or choose another --out") from None
+        else:
+            if same_config(recorded.config, fingerprint):
+                listed = {info.file: info for info in recorded.shards}
+            elif not force:
+                raise GenerateError(f"{folder} holds a recording made with {_difference(recorded.config, fingerprint)}; use --force to replace it, or choose another --out")
     kept: dict[int, ShardInfo] = {}
     replace: list[Path] = []
     for path in sorted(folder.glob("shard-*.h5")):
@@ -297,7 +302,7 @@ def _shard_problem(path: Path, fingerprint: dict[str, Any], jobs: dict[int, Shar
     except RecordingError as error:
         return f"is not a readable drivesim shard ({error})"
     if not same_config(shard_config, fingerprint):
-        return "was made with a different config"
+        return f"was made with {_difference(shard_config, fingerprint)}"
     index = int(path.stem.split("-")[1])  # shard_info_from_file checked the name
     written = _generated_index(path)
     if written != index or index not in jobs or info.frames != jobs[index].frames:
@@ -306,6 +311,13 @@ def _shard_problem(path: Path, fingerprint: dict[str, Any], jobs: dict[int, Shar
         return "differs from the size and SHA-256 the manifest recorded for it: changed or damaged since the run"
     kept[index] = info
     return None
+
+
+def _difference(stored: Any, fingerprint: dict[str, Any]) -> str:
+    """What makes `stored` another run than `fingerprint`, in words."""
+    if isinstance(stored, dict) and same_config({k: v for k, v in stored.items() if k != "tracks_sha256"}, fingerprint):
+        return f"a different config: the same options, but the track files in {fingerprint.get('tracks')} have changed since"
+    return "a different config"
 
 
 def _generated_index(path: Path) -> int | None:

@@ -155,9 +155,26 @@ def test_resume_refuses_a_track_pool_whose_files_changed(tmp_path, pool, repo_ro
     (tmp_path / "r" / "shard-00001.h5").unlink()
     (pool / "val-001.json").unlink()
     shutil.copy(repo_root / "tracks" / "holdout" / "holdout-000.json", pool)  # same folder name, other tracks
-    with pytest.raises(GenerateError, match="different config"):
+    with pytest.raises(GenerateError, match="different config: the same options, but the track files in .*pool have changed"):
         generate(_pool_config(pool), tmp_path / "r", workers=1, progress=False)
     assert sorted(p.name for p in (tmp_path / "r").glob("shard-*.h5")) == ["shard-00000.h5", "shard-00002.h5"]  # nothing removed
+
+
+def test_a_recordings_stored_config_works_as_config_file(tmp_path, pool):
+    generate(_pool_config(pool), tmp_path / "a", workers=1, progress=False)
+    stored = read_manifest(tmp_path / "a").config
+    assert "tracks_sha256" in stored
+    (tmp_path / "run.json").write_text(json.dumps(stored))
+    result = cli("generate", "--config", tmp_path / "run.json", "--out", tmp_path / "b", "--workers", 1)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "b" / "manifest.json").read_bytes() == (tmp_path / "a" / "manifest.json").read_bytes()
+
+
+def test_a_damaged_manifest_is_named_as_such(tmp_path, pool):
+    generate(_pool_config(pool), tmp_path / "r", workers=1, progress=False)
+    (tmp_path / "r" / "manifest.json").write_text('{"format": "drivesim-rec')
+    with pytest.raises(GenerateError, match="manifest.json.*use --force to replace the recording"):
+        generate(_pool_config(pool), tmp_path / "r", workers=1, progress=False)
 
 
 def test_a_shard_damaged_after_the_run_is_not_kept_silently(tmp_path, pool):
