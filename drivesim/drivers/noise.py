@@ -36,7 +36,8 @@ class NoisyDriver:
     def act(self, world: World, frames: Mapping[str, np.ndarray]) -> Controls:
         clean = self.inner.act(world, frames)
         std = np.array([self.config.steering_std, self.config.throttle_std])
-        decay = world.dt / self.config.correlation_time
-        # Exact-variance OU update: the stationary standard deviation is `std`.
-        self._state = self._state * (1 - decay) + std * math.sqrt(2 * decay) * self.rng.standard_normal(2)
+        # The exact discretization of the OU process: whatever dt / correlation_time, the stationary standard
+        # deviation is `std` and the correlation after k steps exp(-k dt / correlation_time).
+        keep = math.exp(-world.dt / self.config.correlation_time)
+        self._state = self._state * keep + std * math.sqrt(1 - keep * keep) * self.rng.standard_normal(2)
         return Controls(clean.steering + self._state[0], clean.throttle + self._state[1]).clipped()

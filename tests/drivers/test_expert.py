@@ -1,10 +1,14 @@
+import math
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from drivesim.config import EpisodeConfig, ExpertConfig, NoiseConfig
 from drivesim.drivers import ExpertDriver, NoisyDriver, speed_profile
+from drivesim.drivers.base import DriverKind
 from drivesim.loop import run_episode
-from drivesim.sim import World
+from drivesim.sim import Controls, World
 from drivesim.track import load_tracks
 
 
@@ -70,6 +74,27 @@ def test_noise_changes_controls_not_labels(sample_tracks):
     assert np.std(applied - labels) > 0.05  # the executed controls deviate...
     np.testing.assert_array_equal(results[0][0], results[1][0])  # ...reproducibly per seed
     assert not np.array_equal(results[0][0], results[2][0])
+
+
+class HoldsStill:
+    """A driver that never steers: what NoisyDriver adds is then the noise alone."""
+
+    kind = DriverKind.EXPERT
+
+    def reset(self, world):
+        pass
+
+    def act(self, world, frames):
+        return Controls(0.0, 0.0)
+
+
+@pytest.mark.parametrize("correlation_time", [0.5, 0.03])  # 0.03 s is shorter than a step
+def test_dart_noise_has_the_configured_spread_and_correlation(correlation_time):
+    world = SimpleNamespace(dt=0.05)
+    driver = NoisyDriver(HoldsStill(), NoiseConfig(steering_std=0.1, correlation_time=correlation_time), np.random.default_rng(0))
+    steering = np.array([driver.act(world, {}).steering for _ in range(40000)])
+    assert np.std(steering) == pytest.approx(0.1, rel=0.05)
+    assert np.corrcoef(steering[:-1], steering[1:])[0, 1] == pytest.approx(math.exp(-0.05 / correlation_time), abs=0.03)
 
 
 def test_noisy_expert_label_steers_back_to_the_lane(sample_tracks):
