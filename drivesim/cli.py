@@ -31,7 +31,7 @@ app.add_typer(tracks_app, name="tracks")
 @tracks_app.command("generate")
 def tracks_generate(
     out: Path = typer.Option(..., "--out", help="Folder to write track files (track-SEED.json) into."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the first track; the others use seed+1, seed+2, ..."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the first track; the others use seed+1, seed+2, ..."),
     count: int = typer.Option(1, "--count", min=1, help="Number of tracks."),
     length: float | None = typer.Option(None, help="Approximate length [m] (default 1200)."),
     width: float | None = typer.Option(None, help="Road width [m] (default 8)."),
@@ -79,7 +79,7 @@ def generate_command(
     frames: int | None = typer.Option(None, "--frames", min=1, help="Frames in the recording [default 10000]."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes [default: the cores this process may use, CPU quota included]."),
     tracks: str | None = typer.Option(None, "--tracks", help="random (a fresh procedural track per shard) or a track folder/file, e.g. tracks/train [default random]."),
-    seed: int | None = typer.Option(None, "--seed", help="Run seed: the same seed and options give the same bytes [default 0]."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Run seed: the same seed and options give the same bytes [default 0]."),
     cameras: str | None = typer.Option(None, "--cameras", help="center, or center,left,right (PilotNet's recovery cameras) [default center]."),
     randomize: str | None = typer.Option(None, "--randomize", help="Domain randomization: none, light or full [default full]."),
     noise: float | None = typer.Option(None, "--noise", min=0.0, max=1.0, help="DART steering noise std on the executed controls; labels stay clean; 0 = none [default 0.1]."),
@@ -150,7 +150,7 @@ def train_command(
     epochs: int = typer.Option(10, "--epochs", min=1, help="Passes over the training frames."),
     batch: int = typer.Option(64, "--batch", min=1, help="Frames per optimisation step."),
     val: list[Path] | None = typer.Option(None, "--val", help="Validation recording (repeat --val for several), best from other tracks; default: the last 10% of the training frames, whose tracks training has seen, so that loss is optimistic."),
-    seed: int = typer.Option(0, "--seed", help="Seeds weights, shuffling and augmentation."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seeds weights, shuffling and augmentation."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate."),
     workers: int = typer.Option(2, "--workers", min=0, help="DataLoader worker processes (0: read in the training process)."),
     cameras: str = typer.Option("center", "--cameras", help="Cameras to train on: center, or center,left,right (side frames get a steering correction)."),
@@ -193,7 +193,7 @@ def eval_command(
     tracks: Path = typer.Option(Path("tracks/holdout"), "--tracks", help="Track folder or file to drive."),
     laps: float = typer.Option(2.0, "--laps", min=0.1, help="Laps per track."),
     randomize: str = typer.Option("light", "--randomize", help="Look of the world: none, light or full."),
-    seed: int = typer.Option(0, "--seed", help="Seeds each track's appearance."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seeds each track's appearance."),
     looks: int = typer.Option(1, "--looks", min=1, help="Drive each track in this many appearances (seeds seed..seed+looks-1); one look decides much of a track's score."),
     record: Path | None = typer.Option(None, "--record", help="Also record every frame (expert labels, interventions) as a recording folder."),
     report: Path | None = typer.Option(None, "--report", help="Folder for metrics.json, metrics.md and pictures."),
@@ -242,13 +242,13 @@ def dagger_command(
     iterations: int = typer.Option(4, "--iterations", min=1, help="Iterations, counting iteration 0 (expert data only)."),
     frames_per_iteration: int = typer.Option(4000, "--frames-per-iteration", min=100, help="Frames collected per iteration."),
     tracks: str = typer.Option("tracks/train", "--tracks", help="Tracks driven for data: a folder, or random (a fresh track per shard)."),
-    shard_frames: int = typer.Option(1000, "--shard-frames", min=1, help="Frames per shard of collected data; with random tracks, one track and look each."),
+    shard_frames: int = typer.Option(1000, "--shard-frames", min=1, help="Frames per shard of collected data; with random tracks, one track per shard and a new look per 400-frame episode."),
     eval_tracks: str = typer.Option("tracks/holdout", "--eval-tracks", help="Held-out tracks every model is evaluated on."),
     eval_laps: float = typer.Option(1.0, "--eval-laps", min=0.1, help="Laps per held-out track per evaluation."),
     model: str = typer.Option("pilotnet", "--model", help="pilotnet or small."),
     epochs: int = typer.Option(6, "--epochs", min=1, help="Epochs of each training run."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also train behavioural-cloning baselines on the same total frames."),
-    seed: int = typer.Option(0, "--seed", help="Seeds data, training and evaluation."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seeds data, training and evaluation."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Processes for data generation and evaluation [default: the cores this process may use, CPU quota included]."),
 ) -> None:
     """DAgger with expert takeover: the network drives, its failures and the expert's recoveries become training data.
@@ -280,7 +280,7 @@ def dagger_command(
 @app.command("play")
 def play_command(
     track: Path | None = typer.Option(None, "--track", help="Track file to drive (default: a random track from --seed)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of the random track, the looks and the new tracks drawn with T [default 0]."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Seed of the random track, the looks and the new tracks drawn with T [default 0]."),
     model: Path | None = typer.Option(None, "--model", help="Network checkpoint that drives (N toggles it; steering takes the wheel: an intervention)."),
     record: Path | None = typer.Option(None, "--record", help="Record into this new folder from the start (R pauses); without it R records into recordings/play-<time>."),
     randomize: str = typer.Option("light", "--randomize", help="Starting look: none, light or full (L cycles)."),

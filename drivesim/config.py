@@ -354,6 +354,7 @@ class GenerateConfig:
 
     def __post_init__(self) -> None:
         check(self.frames >= 1, "frames must be at least 1")
+        check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         check(1 <= self.shard_frames <= 1_000_000, "shard_frames must be in [1, 1000000]")
         check(self.episode_frames >= 1, "episode_frames must be at least 1")
         check(bool(self.tracks), "tracks must be random or a track folder/file")

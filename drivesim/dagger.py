@@ -26,6 +26,10 @@ from drivesim.learn.train import TrainConfig, train
 from drivesim.processes import usable_cores
 from drivesim.track import load_tracks
 
+BASELINE_SEED_OFFSET = 500
+"""Data seeds are seed * 1000 + i for iteration i, + this (and + 1) for the cloning baselines, + 2 for validation."""
+VALIDATION_SHARE = 0.1
+"""Validation frames, expert-driven and made once, as a share of frames_per_iteration (at least 100)."""
 TRACKED_METRICS = ("autonomy_pct", "interventions_per_km", "clean_lap_share", "crashes", "mean_abs_offset_m", "mean_abs_steering_rate")
 
 
@@ -46,7 +50,7 @@ class DaggerConfig:
     tracks: str = "tracks/train"
     """Tracks driven for data (a folder, or random: a fresh track per shard)."""
     shard_frames: int = 1000
-    """Frames per shard of collected data; with random tracks each shard is a new track and appearance."""
+    """Frames per shard of collected data; with random tracks each shard is a new track, and each episode (400 frames) a new appearance."""
     eval_tracks: str = "tracks/holdout"
     """Tracks every model is evaluated on (never trained on)."""
     eval_laps: float = 1.0
@@ -69,7 +73,8 @@ class DaggerConfig:
     """Processes for data generation and evaluation (default: all cores)."""
 
     def __post_init__(self) -> None:
-        check(self.iterations >= 1, "dagger needs at least 1 iteration")
+        check(1 <= self.iterations < BASELINE_SEED_OFFSET, f"dagger needs 1 to {BASELINE_SEED_OFFSET - 1} iterations")
+        check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         check(self.frames_per_iteration >= 100, "frames_per_iteration must be at least 100")
         check(self.shard_frames >= 1, "shard_frames must be at least 1")
         check(self.randomize in ("none", "light", "full"), "randomize must be none, light or full")
@@ -89,11 +94,12 @@ def _data_config(config: DaggerConfig, frames: int, seed: int, noise: float = 0.
     )
 
 
-def _train(config: DaggerConfig, data: list[Path], out: Path, log: Callable[[str], None]) -> Path:
+def _train(config: DaggerConfig, data: list[Path], val: Path, out: Path, log: Callable[[str], None]) -> Path:
     # train-log.json is written last: a run without it was interrupted and starts again.
     if not (out / "train-log.json").exists():
         run = TrainConfig(
             data=tuple(str(d) for d in data),
+            val=(str(val),),  # one expert-driven set for every run: a held-out tail would cut into the newest data
             out=str(out),
             model=ModelConfig(config.model),
             augment=AugmentConfig(),
@@ -112,7 +118,10 @@ def _evaluate(config: DaggerConfig, model: Path, folder: Path, log: Callable[[st
 
     cached = folder / "metrics.json"
     if cached.exists():
-        return next(iter(json.loads(cached.read_text()).values()))["overall"]  # its one evaluation, however --out was spelled
+        try:
+            return next(iter(json.loads(cached.read_text()).values()))["overall"]  # its one evaluation, however --out was spelled
+        except (ValueError, KeyError, StopIteration, TypeError, AttributeError):
+            log(f"  {cached} is unreadable (an interrupted write?); evaluating again")
     evaluation: Evaluation = evaluate(
         PolicyDriver(model), EvalConfig(tracks=config.eval_tracks, laps=config.eval_laps, seed=config.seed), name=str(model), workers=config.workers or usable_cores()
     )
@@ -142,6 +151,9 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
     (out / "data").mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(settings, indent=1) + "\n")
     n = config.frames_per_iteration
+    val = out / "data" / "val"
+    log(f"validation: {max(100, int(n * VALIDATION_SHARE))} expert frames, shared by every training run")
+    generate(_data_config(config, max(100, int(n * VALIDATION_SHARE)), seed=config.seed * 1000 + BASELINE_SEED_OFFSET + 2), val, workers=config.workers, progress=False)
     rows: list[dict[str, Any]] = []
     data: list[Path] = []
     model: Path | None = None
@@ -155,7 +167,7 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
             spec = _data_config(config, n, seed=config.seed * 1000 + i, policy=str(model / "model.safetensors"))
         generate(spec, folder, workers=config.workers, progress=False)
         data.append(folder)
-        model = _train(config, data, out / "models" / f"dagger-{i}", log)
+        model = _train(config, data, val, out / "models" / f"dagger-{i}", log)
         metrics = _evaluate(config, model, out / "eval" / f"dagger-{i}", log)
         rows.append({"name": f"DAgger iteration {i}", "frames": n * (i + 1), **{k: metrics.get(k) for k in TRACKED_METRICS}})
 
@@ -165,8 +177,9 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
             slug = "bc-noise" if noise else "bc"
             log(f"{name}: {total} expert frames")
             folder = out / "data" / slug
-            generate(_data_config(config, total, seed=config.seed * 1000 + 500 + (1 if noise else 0), noise=noise), folder, workers=config.workers, progress=False)
-            model = _train(config, [folder], out / "models" / slug, log)
+            seed = config.seed * 1000 + BASELINE_SEED_OFFSET + (1 if noise else 0)
+            generate(_data_config(config, total, seed=seed, noise=noise), folder, workers=config.workers, progress=False)
+            model = _train(config, [folder], val, out / "models" / slug, log)
             metrics = _evaluate(config, model, out / "eval" / slug, log)
             rows.append({"name": name, "frames": total, **{k: metrics.get(k) for k in TRACKED_METRICS}})
 

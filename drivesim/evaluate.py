@@ -82,6 +82,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         check(self.laps > 0, "laps must be > 0")
         check(self.looks >= 1, "looks must be >= 1")
+        check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
 
 
 class EvaluationError(DrivesimError):

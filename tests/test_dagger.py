@@ -40,13 +40,23 @@ def test_dagger_runs_collects_policy_frames_and_resumes(repo_root, tmp_path):
     assert policy.any()
     assert not np.allclose(labels[policy], applied[policy])  # the network steers; the expert's label is kept beside it
 
+    # Every run validates on one expert-driven set, so each trains on all of its data, the newest included.
+    from drivesim.learn import load_checkpoint
+
+    for name, frames in (("dagger-0", 120), ("dagger-1", 240), ("bc", 240), ("bc-noise", 240)):
+        training = load_checkpoint(out / "models" / name).training
+        assert training["val"][0]["recording"] == str(out / "data" / "val") and training["val"][0]["frames"] == 100
+        assert sum(d["frames"] for d in training["data"]) == frames
+
     # Re-running the same command keeps every finished stage, also with --out spelled another way.
     model = out / "models" / "dagger-1" / "model.safetensors"
     before = model.stat().st_mtime_ns
     relative = [("dagger" if arg == str(out) else arg) for arg in command]
+    (out / "eval" / "bc" / "metrics.json").write_text("")  # as a write cut short would leave it: evaluated again
     again = subprocess.run(relative, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert model.stat().st_mtime_ns == before
+    assert "evaluating again" in again.stdout
     assert json.loads((out / "dagger.json").read_text())["rows"] == rows
 
     # A moved run folder resumes as well: policy-driven data is matched by the policy's weights, not its path.
@@ -66,6 +76,10 @@ def test_dagger_refuses_wrong_tracks_and_changed_settings_before_any_work(repo_r
     assert not (tmp_path / "a").exists()
     with pytest.raises(DrivesimError, match="unknown model 'big'"):
         DaggerConfig(out=str(tmp_path / "b"), model="big")
+    with pytest.raises(DrivesimError, match="seed must be >= 0"):
+        DaggerConfig(out=str(tmp_path / "b"), seed=-1)
+    with pytest.raises(DrivesimError, match="1 to 499 iterations"):  # more would reuse the baselines' data seeds
+        DaggerConfig(out=str(tmp_path / "b"), iterations=500)
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "dagger-config.json").write_text(json.dumps(to_dict(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=200))))
     with pytest.raises(DaggerError, match=r"other settings \(frames_per_iteration\)"):

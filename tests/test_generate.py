@@ -240,6 +240,7 @@ def test_corrupt_shard_is_reported_clearly(tmp_path, tiny_recording):
         (["--cameras", "front"], "--cameras"),
         (["--tracks", "no/such/folder"], "no such track file"),
         (["--width", 4], "width"),
+        (["--seed", -1], "--seed"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
