@@ -129,13 +129,26 @@ def inspect_command(
     verify: bool = typer.Option(False, "--verify", help="Also check every shard's SHA-256 against the manifest, every label against the schema, and decode every image (HDF5's checksums). Without it, only what is read is checked (the frames sampled), so a damaged frame elsewhere goes unnoticed."),
 ) -> None:
     """Summarize a recording: counts, label histograms, events, and a contact sheet of frames with their labels."""
-    from drivesim.record import contact_sheet, format_summary, plot_histograms, summarize_recording, verify_recording
+    from drivesim.record import (
+        contact_sheet,
+        format_summary,
+        open_recording,
+        plot_histograms,
+        summarize_recording,
+        verify_recording,
+    )
 
+    # The arguments are checked before any work, so a mistake does not come after a printed summary.
+    cameras = open_recording(recording).manifest.cameras
+    if camera not in cameras:
+        raise DrivesimError(f"--camera {camera!r} is not in {recording}; it has {', '.join(sorted(cameras))}")
+    folder = out or recording
+    if folder.exists() and not folder.is_dir():
+        raise DrivesimError(f"--out must be a folder, and {folder} is a file")
     if verify:
         verify_recording(recording)
     summary = summarize_recording(recording)
     typer.echo(format_summary(summary))
-    folder = out or recording
     folder.mkdir(parents=True, exist_ok=True)
     contact_sheet(recording, folder / "contact-sheet.png", n=samples, camera=camera)
     plot_histograms(summary, folder / "histograms.png")

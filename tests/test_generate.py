@@ -254,6 +254,11 @@ def test_inspect_writes_pictures(tmp_path, tiny_recording):
     assert result.returncode == 0, result.stderr
     assert "240 frames" in result.stdout
     assert (tmp_path / "contact-sheet.png").stat().st_size > 5000 and (tmp_path / "histograms.png").stat().st_size > 5000
+    wrong = cli("inspect", tiny_recording, "--camera", "left", "--out", tmp_path / "x")
+    assert wrong.returncode == 2 and "--camera 'left' is not in" in wrong.stderr and "it has center" in wrong.stderr
+    assert wrong.stdout == "" and not (tmp_path / "x").exists()  # refused before the summary, no folder made
+    (tmp_path / "afile").write_text("")
+    assert "--out must be a folder" in cli("inspect", tiny_recording, "--out", tmp_path / "afile").stderr
 
 
 def test_a_policy_checkpoint_folder_drives_and_is_recognised_however_it_is_named(tmp_path, repo_root):
