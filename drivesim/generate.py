@@ -282,8 +282,9 @@ def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[in
     kept: dict[int, ShardInfo] = {}
     replace: list[Path] = []
     for path in sorted(folder.glob("shard-*.h5")):
-        problem = _shard_problem(path, fingerprint, jobs, listed, kept)
-        if problem is None:
+        info, problem = _judge_shard(path, fingerprint, jobs, listed)
+        if info is not None:
+            kept[int(path.stem.split("-")[1])] = info
             continue
         if not force:
             raise GenerateError(f"{path} {problem}; use --force to replace it, or choose another --out")
@@ -295,22 +296,21 @@ def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[in
     return kept
 
 
-def _shard_problem(path: Path, fingerprint: dict[str, Any], jobs: dict[int, ShardJob], listed: dict[str, ShardInfo], kept: dict[int, ShardInfo]) -> str | None:
-    """Why the shard file at `path` cannot be kept for the run `fingerprint` (None: kept, into `kept`)."""
+def _judge_shard(path: Path, fingerprint: dict[str, Any], jobs: dict[int, ShardJob], listed: dict[str, ShardInfo]) -> tuple[ShardInfo | None, str]:
+    """(its ShardInfo, "") if the file at `path` is the run `fingerprint`'s intact shard, else (None, why not)."""
     try:
         info, shard_config = shard_info_from_file(path)
     except RecordingError as error:
-        return f"is not a readable drivesim shard ({error})"
+        return None, f"is not a readable drivesim shard ({error})"
     if not same_config(shard_config, fingerprint):
-        return f"was made with {_difference(shard_config, fingerprint)}"
+        return None, f"was made with {_difference(shard_config, fingerprint)}"
     index = int(path.stem.split("-")[1])  # shard_info_from_file checked the name
     written = _generated_index(path)
     if written != index or index not in jobs or info.frames != jobs[index].frames:
-        return f"is not this run's shard {index} (it holds shard {written}, {info.frames} frames): renamed or copied"
+        return None, f"is not this run's shard {index} (it holds shard {written}, {info.frames} frames): renamed or copied"
     if path.name in listed and (listed[path.name].size, listed[path.name].sha256) != (info.size, info.sha256):
-        return "differs from the size and SHA-256 the manifest recorded for it: changed or damaged since the run"
-    kept[index] = info
-    return None
+        return None, "differs from the size and SHA-256 the manifest recorded for it: changed or damaged since the run"
+    return info, ""
 
 
 def _difference(stored: Any, fingerprint: dict[str, Any]) -> str:
