@@ -151,9 +151,9 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
     (out / "data").mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(settings, indent=1) + "\n")
     n = config.frames_per_iteration
-    val = out / "data" / "val"
-    log(f"validation: {max(100, int(n * VALIDATION_SHARE))} expert frames, shared by every training run")
-    generate(_data_config(config, max(100, int(n * VALIDATION_SHARE)), seed=config.seed * 1000 + BASELINE_SEED_OFFSET + 2), val, workers=config.workers, progress=False)
+    val, val_frames = out / "data" / "val", max(100, int(n * VALIDATION_SHARE))
+    log(f"validation: {val_frames} expert frames, shared by every training run")
+    generate(_data_config(config, val_frames, seed=config.seed * 1000 + BASELINE_SEED_OFFSET + 2), val, workers=config.workers, progress=False)
     rows: list[dict[str, Any]] = []
     data: list[Path] = []
     model: Path | None = None

@@ -174,15 +174,16 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress, leave=False)
         for inputs, targets in bar:
             loss = torch.nn.functional.mse_loss(model(inputs), targets)
-            if not math.isfinite(loss.item()):  # the weights are lost; no later step can bring them back
+            value = loss.item()
+            if not math.isfinite(value):  # the weights are lost; no later step can bring them back
                 diverged = True
-                log(f"step {step + 1}: the training loss is {loss.item()}; training diverged (try a lower --lr)")
+                log(f"step {step + 1}: the training loss is {value}; training diverged (try a lower --lr)")
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-            running += loss.item()
+            running += value
             batches += 1
             step += 1
             frames_seen += len(inputs)
