@@ -15,6 +15,18 @@ def repo_root() -> Path:
     return REPO
 
 
+@pytest.fixture()
+def two_val_tracks(tmp_path) -> Path:
+    """A track folder of copies of two bundled validation tracks, which a test may change."""
+    import shutil
+
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    for name in ("val-000", "val-001"):
+        shutil.copy(REPO / "tracks" / "val" / f"{name}.json", folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_recording(tmp_path_factory) -> Path:
     """A real 240-frame recording (2 shards) made by `generate` on bundled training tracks."""

@@ -233,14 +233,8 @@ class FailsOnTrack:
 
 
 @pytest.fixture()
-def two_tracks(repo_root, tmp_path):
-    import shutil
-
-    folder = tmp_path / "tracks"
-    folder.mkdir()
-    for name in ("val-000", "val-001"):
-        shutil.copy(repo_root / "tracks" / "val" / f"{name}.json", folder)
-    return str(folder)
+def two_tracks(two_val_tracks):
+    return str(two_val_tracks)
 
 
 @pytest.mark.parametrize("die", [False, True])

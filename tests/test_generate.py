@@ -137,15 +137,8 @@ def _pool_config(tracks, **kwargs) -> GenerateConfig:
 
 
 @pytest.fixture()
-def pool(tmp_path, repo_root):
-    """A track folder of two bundled validation tracks, which a test may change."""
-    import shutil
-
-    folder = tmp_path / "pool"
-    folder.mkdir()
-    for name in ("val-000", "val-001"):
-        shutil.copy(repo_root / "tracks" / "val" / f"{name}.json", folder)
-    return folder
+def pool(two_val_tracks):
+    return two_val_tracks
 
 
 def test_resume_refuses_a_track_pool_whose_files_changed(tmp_path, pool, repo_root):
