@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from drivesim.config import EpisodeConfig, GenerateConfig, to_dict
 from drivesim.drivers import ExpertDriver, NoisyDriver
 from drivesim.errors import DrivesimError
 from drivesim.loop import run_episode
-from drivesim.processes import WORKER_DIED, usable_cores, wait_with_progress
+from drivesim.processes import WORKER_DIED, usable_cores, wait_with_progress, worker_context
 from drivesim.record import (
     RecordingError,
     ShardInfo,
@@ -399,7 +398,7 @@ def generate(
 
 
 def _run_pool(groups: list[list[ShardJob]], config: GenerateConfig, folder: Path, workers: int, bar: Any) -> dict[int, ShardInfo]:
-    context = multiprocessing.get_context("spawn")
+    context = worker_context()
     progress_queue = context.Queue()
     results: dict[int, ShardInfo] = {}
     with ProcessPoolExecutor(max_workers=min(workers, len(groups)), mp_context=context, initializer=_init_worker, initargs=(progress_queue,)) as executor:

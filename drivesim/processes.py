@@ -1,15 +1,18 @@
 """Worker processes: how many cores there are for them (CPU affinity and a container's CPU quota), and waiting on them while their progress reaches the parent's bar.
 
-`generate` and `evaluate` both hand work to a spawned process pool; the workers
+`generate` and `evaluate` both hand work to a process pool; the workers
 put frame counts on a queue, and the parent moves them onto its tqdm bar while
-it waits. This is that waiting loop, once.
+it waits. This is that waiting loop, once, and the choice of how the workers
+start.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import queue
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
@@ -17,12 +20,28 @@ from typing import Any
 
 WORKER_DIED = (
     "a worker process died: out of memory (try fewer --workers), or, when drivesim is called from a Python script, "
-    "the script starts the workers outside `if __name__ == \"__main__\":` (worker processes are spawned and import it)"
+    "the script starts the workers outside `if __name__ == \"__main__\":` (worker processes may be spawned, and then import it)"
 )
 """What a BrokenProcessPool means to a user of generate and eval."""
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 """Where the cgroup file systems are mounted (v2 at the root, or v1 per controller)."""
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """How worker processes start: forked where that is safe, else spawned.
+
+    A forked worker inherits the parent's imported modules (numpy, OpenCV,
+    h5py, scipy: about 0.5 s a spawned worker spends importing before its
+    first frame). Forking is safe only on Linux (macOS's system frameworks are
+    not fork-safe) and only while torch is not loaded: a parent that has run
+    torch's OpenMP thread pool (`drivesim dagger` trains in-process) leaves a
+    forked child a pool whose threads do not exist. OpenCV's pool is no such
+    risk: workers set it to one thread, and OpenCV runs one-thread work inline.
+    """
+    if sys.platform == "linux" and "torch" not in sys.modules:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 def usable_cores(cgroup_root: Path = CGROUP_ROOT, cgroup_list: Path = Path("/proc/self/cgroup")) -> int:

@@ -1,4 +1,8 @@
 import os
+import subprocess
+import sys
+
+import pytest
 
 from drivesim.processes import cpu_quota, usable_cores
 
@@ -46,3 +50,12 @@ def test_a_malformed_cgroup_line_is_skipped(tmp_path):
     write(tmp_path / "self", "not a cgroup line\n0::/\n")
     write(tmp_path / "cpu.max", "100000 100000\n")
     assert cpu_quota(tmp_path, tmp_path / "self") == 1.0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked only on Linux")
+def test_workers_are_forked_until_torch_is_loaded():
+    # A fresh interpreter each: this test process may have imported torch already.
+    ask = "from drivesim.processes import worker_context; print(worker_context().get_start_method())"
+    plain = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, check=True)
+    with_torch = subprocess.run([sys.executable, "-c", "import torch; " + ask], capture_output=True, text=True, check=True)
+    assert (plain.stdout.strip(), with_torch.stdout.strip()) == ("fork", "spawn")
