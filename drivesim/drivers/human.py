@@ -92,13 +92,15 @@ class HumanDriver:
         self.config = config or HumanConfig()
         self.steering = 0.0
         """The smoothed steering command [-1, 1]."""
+        self._stick_steers = False
+        """The stick set the last command (it is then followed as it is, back to centre too)."""
 
     def reset(self, world: World) -> None:
-        self.steering = 0.0
+        self.steering, self._stick_steers = 0.0, False
 
     def take_over(self, controls: Controls) -> None:
         """Start from `controls` (the steering applied until now), so grabbing the wheel does not jerk it."""
-        self.steering = float(np.clip(controls.steering, -1.0, 1.0))
+        self.steering, self._stick_steers = float(np.clip(controls.steering, -1.0, 1.0)), False
 
     def key_steering_limit(self, speed: float, car: CarConfig) -> float:
         """Magnitude of the key steering target at `speed` [m/s]: what turns `car` at `max_lateral_accel` [-]."""
@@ -113,8 +115,11 @@ class HumanDriver:
         stick = apply_dead_zone(state.stick_steering, cfg.dead_zone)
         key_direction = float(state.left) - float(state.right)
         if key_direction == 0.0 and stick != 0.0:
-            self.steering = stick
+            self.steering, self._stick_steers = stick, True
+        elif key_direction == 0.0 and self._stick_steers:
+            self.steering, self._stick_steers = 0.0, False  # a stick let go is centred: no key-style return
         else:
+            self._stick_steers = False
             target = key_direction * self.key_steering_limit(world.car.speed, world.car_config)
             # Away from centre at the steering rate; back towards it (key released, other key, or a limit
             # that shrank with speed) at the return rate.

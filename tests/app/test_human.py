@@ -85,6 +85,15 @@ def test_stick_is_used_directly_past_the_dead_zone(world):
         HumanConfig(dead_zone=1.0)
 
 
+def test_a_stick_let_go_centres_the_steering_at_once(world):
+    driver = HumanDriver(HumanInput(stick_steering=0.6))
+    assert driver.act(world, {}).steering > 0.5
+    driver.input.stick_steering = 0.0  # released: recorded controls must not go on turning the wheel
+    assert driver.act(world, {}).steering == 0.0
+    driver.input.left = True  # keys after the stick ramp up from centre as usual
+    assert driver.act(world, {}).steering == pytest.approx(HumanConfig().steer_rate * world.dt)
+
+
 def test_gamepad_mappings():
     axes = {pygame.CONTROLLER_AXIS_LEFTX: -32768, pygame.CONTROLLER_AXIS_TRIGGERRIGHT: 32767,
             pygame.CONTROLLER_AXIS_TRIGGERLEFT: 0, pygame.CONTROLLER_AXIS_RIGHTY: 0}
