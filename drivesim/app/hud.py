@@ -51,6 +51,12 @@ HELP = (
 """Key table of the help overlay (and of the README)."""
 
 
+def recording_clock(frames: int, dt: float) -> str:
+    """The simulated time `frames` steps of `dt` [s] take, as mm:ss.s (the recording's length, not wall time)."""
+    minutes, tenths = divmod(round(frames * dt * 10), 600)
+    return f"{minutes:02d}:{tenths / 10:04.1f}"
+
+
 @dataclass
 class WindowState:
     """What the window itself knows, for the HUD."""
@@ -179,8 +185,8 @@ class Hud:
             assert session.recorder is not None
             pulse = 0.6 + 0.4 * abs(math.sin(time.monotonic() * math.pi))  # a slow pulse, never off
             pygame.draw.circle(target, tuple(int(c * pulse) for c in RED), (rect.x + self.px(23), y + self.px(8)), self.px(7))
-            seconds = session.recorder.segment_frames_written * session.world.dt
-            text = f"REC {seconds // 60:02.0f}:{seconds % 60:04.1f}  {session.recorder.frames} frames"
+            frames = session.recorder.frames
+            text = f"REC {recording_clock(frames, session.world.dt)}  {frames} frames"
             self._text(target, text, self.small, RED, (rect.x + self.px(36), y))
         else:
             saved = f"  ({session.recorder.frames} saved)" if session.recorder is not None and session.recorder.frames else ""
