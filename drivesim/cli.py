@@ -7,6 +7,7 @@ into one line on stderr and exit status 2; see `drivesim.errors`.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -321,6 +322,7 @@ def play_command(
         raise DrivesimError("--driver network needs --model")
     if screenshot is not None:
         _check_png(screenshot, "--screenshot")
+        _check_writable_folder(screenshot.parent, "--screenshot")  # before the session, not after it
     config = PlayConfig(
         size=_window_size(size),
         track=str(track) if track is not None else None,
@@ -373,6 +375,15 @@ def _resumable_on_interrupt() -> Iterator[None]:
 def _check_png(path: Path, option: str) -> None:
     if path.suffix.lower() != ".png":
         raise DrivesimError(f"{option} must name a .png file, got {str(path)!r}")
+
+
+def _check_writable_folder(folder: Path, option: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DrivesimError(f"{option}: cannot make the folder {str(folder)!r} ({error.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise DrivesimError(f"{option}: the folder {str(folder)!r} is not writable")
 
 
 def _user_message(error: Exception) -> str:

@@ -18,6 +18,7 @@ frame or when the stretch ends.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable, Mapping
@@ -116,6 +117,12 @@ class PlayRecorder:
             raise PlayRecordingError(f"{self.folder}: already holds a recording; choose a new folder")
         if segment_frames < 1:
             raise PlayRecordingError("segment_frames must be at least 1")
+        try:  # now, so a folder that cannot be written fails before the window opens, not at the first frame
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise PlayRecordingError(f"{self.folder}: cannot make the recording folder ({error.strerror})") from None
+        if not os.access(self.folder, os.W_OK):
+            raise PlayRecordingError(f"{self.folder}: the recording folder is not writable")
         self.cameras = dict(cameras)
         self.attrs = {"config": dict(config), "camera_intrinsics": dict(camera_intrinsics)}
         """Attributes of every shard."""

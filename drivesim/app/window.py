@@ -43,6 +43,9 @@ MAX_CATCH_UP = 5
 TAKEOVER_STICK = 0.3
 """Stick or trigger deflection that takes the wheel [-]."""
 
+INVISIBLE_DRIVERS = ("offscreen", "dummy")
+"""SDL video drivers that draw nowhere: used only when asked for by SDL_VIDEODRIVER (tests, benchmarks)."""
+
 LEFT_KEYS = (pygame.K_LEFT, pygame.K_a)
 RIGHT_KEYS = (pygame.K_RIGHT, pygame.K_d)
 THROTTLE_KEYS = (pygame.K_UP, pygame.K_w)
@@ -102,17 +105,23 @@ class App:
             raise
         try:
             pygame.display.init()
+            if pygame.display.get_driver() in INVISIBLE_DRIVERS and not os.environ.get("SDL_VIDEODRIVER"):
+                # SDL falls back to drawing off screen when there is no display: a window nobody can see.
+                raise pygame.error("no display")
             pygame.font.init()
             pygame.joystick.init()
             self.screen = pygame.display.set_mode(config.size)
         except pygame.error as error:
             self._restore_signals()
+            pygame.display.quit()
             raise WindowError(f"cannot open a window ({error}); without a display run under xvfb-run, or set SDL_VIDEODRIVER=dummy") from None
         pygame.display.set_caption("drivesim play")
         pygame.key.set_repeat()  # held keys are tracked as held, not repeated
         self.hud = Hud(config.size)
         self.gamepads = Gamepads()
         self.state = WindowState()
+        self._held: set[int] = set()
+        """Driving keys held down now."""
         self.frames = 0
         self.clock = pygame.time.Clock()
         self._accumulator = 0.0
@@ -157,27 +166,33 @@ class App:
             elif key in (pygame.K_h, pygame.K_F1):
                 self.state.help = not self.state.help
             elif key == pygame.K_F12:
-                path = self.screenshot(Path(time.strftime("drivesim-%Y%m%d-%H%M%S.png")))
-                session.notify(f"saved {path}")
+                try:
+                    path = self.screenshot(Path(time.strftime("drivesim-%Y%m%d-%H%M%S.png")))
+                except (pygame.error, OSError) as error:  # an unwritable folder costs the picture, not the session
+                    session.notify(f"screenshot not saved: {error}")
+                else:
+                    session.notify(f"saved {path}")
         elif event.type == pygame.KEYUP:
             if event.key in DRIVING_KEYS:
                 self._set_key(event.key, False)
         elif event.type == pygame.WINDOWFOCUSLOST:
+            self._held.clear()
             session.input.clear()  # keys released while the window cannot see them must not stay held
         elif event.type in (pygame.JOYDEVICEADDED, pygame.JOYDEVICEREMOVED):
             self.gamepads.handle(event)
             self.state.joystick = self.gamepads.name
 
     def _set_key(self, key: int, down: bool) -> None:
-        state = self.session.input
-        if key in LEFT_KEYS:
-            state.left = down
-        elif key in RIGHT_KEYS:
-            state.right = down
-        elif key in THROTTLE_KEYS:
-            state.accelerate = down
+        # Two keys do each job (arrow and WASD): releasing one must not release the other while it is held.
+        if down:
+            self._held.add(key)
         else:
-            state.brake = down
+            self._held.discard(key)
+        state = self.session.input
+        state.left = not self._held.isdisjoint(LEFT_KEYS)
+        state.right = not self._held.isdisjoint(RIGHT_KEYS)
+        state.accelerate = not self._held.isdisjoint(THROTTLE_KEYS)
+        state.brake = not self._held.isdisjoint(BRAKE_KEYS)
 
     def _read_gamepad(self) -> None:
         reading = self.gamepads.read()

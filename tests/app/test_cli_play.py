@@ -56,6 +56,7 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path, track_file, monke
 
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "manifest.json").write_text("{}")
+    (tmp_path / "a-file").write_text("")
     cases = {
         ("--size", "100x100"): "--size",
         ("--size", "big"): "--size",
@@ -66,6 +67,8 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path, track_file, monke
         ("--record", tmp_path / "used"): "already holds a recording",
         ("--model", tmp_path / "missing.safetensors"): "no such checkpoint",
         ("--track", tmp_path / "missing.json"): "missing.json",
+        ("--record", tmp_path / "a-file" / "rec"): "cannot make the recording folder",  # before the window, not at the first frame
+        ("--screenshot", tmp_path / "a-file" / "shot.png"): "--screenshot: cannot make the folder",  # before the session, not after
     }
     for args, message in cases.items():
         monkeypatch.setattr(sys, "argv", ["drivesim", "play", *map(str, args), "--frames", "1"])
@@ -75,3 +78,12 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path, track_file, monke
         lines = err.strip().splitlines()
         assert exit_info.value.code == 2, (args, err)
         assert len(lines) == 1 and lines[0].startswith("drivesim: error:") and message in lines[0], (args, err)
+
+
+def test_without_a_display_play_says_so_instead_of_drawing_off_screen(track_file):
+    # SDL falls back to its off-screen driver when there is no display: a window nobody sees, running until killed.
+    env = {k: v for k, v in ENV.items() if k not in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run([sys.executable, "-m", "drivesim.cli", "play", "--track", str(track_file), "--frames", "5"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("drivesim: error: cannot open a window")

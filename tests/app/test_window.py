@@ -56,6 +56,15 @@ def test_keys_steer_smoothly_throttle_and_brake(make_app):
     press(pygame.K_DOWN)
     frames(app, 40)
     assert session.world.car.speed == 0.0 and session.last.applied.throttle == -1.0
+    # Two keys for one job: letting go of one while the other is held keeps steering.
+    press(pygame.K_LEFT)
+    press(pygame.K_a)
+    release(pygame.K_a)
+    frames(app, 5)
+    assert session.input.left and session.last.applied.steering > 0.3
+    release(pygame.K_LEFT)
+    app.frame()
+    assert not session.input.left
     close_window(app)
 
 
@@ -249,3 +258,23 @@ def test_long_stretches_are_cut_into_whole_episodes_and_the_folder_is_valid_afte
     assert data["meta/episode"].tolist() == [0] * 15 + [1] * 15 + [2]
     assert np.all(np.diff(data["meta/step"]) == 1)  # one drive, cut into episodes
     assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
+
+
+def test_the_recording_clock_counts_every_recorded_frame():
+    from drivesim.app.hud import recording_clock
+
+    assert recording_clock(26, 0.05) == "00:01.3"
+    assert recording_clock(1199, 0.05) == "01:00.0"  # rounds up to the minute, never "00:60.0"
+    assert recording_clock(2399, 0.05) == "02:00.0"
+    assert recording_clock(36_000, 0.05) == "30:00.0"
+
+
+def test_a_screenshot_that_cannot_be_saved_is_a_notice_not_the_end(make_app, tmp_path, monkeypatch):
+    app = make_app()
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()  # F12 saves into the working folder, which no longer exists
+    tap(app, pygame.K_F12)
+    assert app.running and app.session.message.startswith("screenshot not saved")
+    close_window(app)
