@@ -96,7 +96,7 @@ class Scene:
     @property
     def field_border(self) -> tuple[float, float, float, float]:
         """Road-field value outside the field: outside the loop far from the road, no dash, middle variation."""
-        return (float(self.field[0, 0, 0]), DASH_PERIOD * 50.0, float(VARIATION_LEVELS // 2), 0.0)
+        return (float(self.field[0, 0, 0]), float(self.field[0, 0, 1]), float(VARIATION_LEVELS // 2), 0.0)
 
     def nbytes(self) -> int:
         """Memory held by the scene's arrays, cached looks included [bytes]."""
@@ -157,7 +157,11 @@ def _road_field(track: Track, resolution: float, rng: np.random.Generator) -> tu
     cols = int(np.ceil((xmax - xmin + 2 * FIELD_MARGIN) / resolution)) + 1
     rows = int(np.ceil((ymax - ymin + 2 * FIELD_MARGIN) / resolution)) + 1
     field = np.empty((rows, cols, 4), np.uint16)
-    field[..., 1] = int(DASH_PERIOD * 50)
+    # A whole number of dash periods per lap, so the pattern is continuous across the start line.
+    dash_period = track.length / max(1, round(track.length / DASH_PERIOD))
+    # Away from the road: as far from a dash as the pattern gets (half a period), the largest distance the
+    # renderer's dash tables cover.
+    field[..., 1] = round(dash_period * 50)
     # Far from the road the offset is +-FIELD_CLIP: left of travel is inside a counter-clockwise loop.
     shift = 4  # sub-texel precision of rasterized outlines
     inside = np.zeros((rows, cols), np.uint8)
@@ -178,8 +182,6 @@ def _road_field(track: Track, resolution: float, rng: np.random.Generator) -> tu
         cv2.fillPoly(mask, contours, 1, lineType=cv2.LINE_8, shift=shift)
     iy, ix = np.nonzero(mask)
     del mask
-    # A whole number of dash periods per lap, so the pattern is continuous across the start line.
-    dash_period = track.length / max(1, round(track.length / DASH_PERIOD))
     guess = _nearest_point_guess(track, (rows, cols), (x0, y0), resolution)
     for start in range(0, len(ix), CHUNK):  # in chunks: projection temporaries are ~100 bytes a point
         cy, cx = iy[start : start + CHUNK], ix[start : start + CHUNK]
