@@ -223,7 +223,10 @@ def render_look(look: Look, camera: CameraConfig, pose: CameraPose, rng: np.rand
     top = setup.ground_top
     if top > 0:
         shift = round((pose.yaw + setup.azimuth_min) * setup.columns_per_radian) % setup.columns_per_turn
-        cv2.remap(setup.panorama[:, shift:], setup.sky_map, None, cv2.INTER_NEAREST, dst=frame[:top])
+        # Only the columns the map reaches (the panorama's repeated tail is that wide): OpenCV's remap
+        # refuses a source of 32,767 columns or more, which a full turn of a large image can be.
+        span = setup.panorama.shape[1] - setup.columns_per_turn
+        cv2.remap(setup.panorama[:, shift : shift + span], setup.sky_map, None, cv2.INTER_NEAREST, dst=frame[:top])
     if top < camera.height:
         _draw_ground(frame[top:], scene, look, setup, camera, pose)
     draw_billboards(frame, scene.billboards, look.sprites, pose, camera, appearance.haze_distance)
