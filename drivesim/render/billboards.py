@@ -235,8 +235,9 @@ def draw_billboards(
             exact = EXACT_PIXELS * LADDER_STEP ** round(math.log(exact / EXACT_PIXELS) / LOG_LADDER)
         hh = int(exact + 0.5)
         ww = max(1, int(hh * aspect + 0.5))
-        left = int(right * scale + cx + 0.5) - ww // 2
-        bottom = int(down * scale + cy + 0.5) + 1
+        # floor, not int: a centre left of the image (negative) must round down too, not towards zero.
+        left = math.floor(right * scale + cx + 0.5) - ww // 2
+        bottom = math.floor(down * scale + cy + 0.5) + 1
         top = bottom - hh
         xa = left if left > 0 else 0
         ya = top if top > 0 else 0
