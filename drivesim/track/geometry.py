@@ -122,8 +122,6 @@ class Track:
         self.curvature = np.convolve(padded, kernel, mode="valid")
         self._tree = cKDTree(points)
         self._inv_seg_len2 = 1.0 / seg_len**2
-        near_steps = int(np.ceil(NEAR_WINDOW / seg_len.min()))
-        self._near_offsets = np.arange(-near_steps, near_steps + 1)
         # Plain lists and 1-D columns for `project_near`, which runs every simulation step.
         self._s_list = self.s.tolist()
         self._seg_len_list = seg_len.tolist()
@@ -291,9 +289,17 @@ class Track:
         return index, t
 
     def _window(self, near_s: float) -> np.ndarray:
-        """(M,) indices of the segments within `NEAR_WINDOW` of progress `near_s` [m], wrapping round the loop."""
-        centre = bisect.bisect_right(self._s_list, near_s % self.length) - 1  # as `_locate`: s is in [0, length)
-        return (centre + self._near_offsets) % len(self._s_list)
+        """(M,) indices of the segments within `NEAR_WINDOW` of progress `near_s` [m], wrapping round the loop.
+
+        Bounded by arc length, not by a count of points: one near-duplicate point in a hand-made track
+        would otherwise make every step search thousands of segments."""
+        count = len(self._s_list)
+        if 2 * NEAR_WINDOW >= self.length:
+            return np.arange(count)
+        s = near_s % self.length
+        first = bisect.bisect_right(self._s_list, (s - NEAR_WINDOW) % self.length) - 1  # as `_locate`
+        last = bisect.bisect_right(self._s_list, (s + NEAR_WINDOW) % self.length) - 1
+        return np.arange(first, first + (last - first) % count + 1) % count
 
     def _feet(self, px: Any, py: Any, candidates: np.ndarray) -> tuple[np.ndarray, ...]:
         """Foot points of (px, py) on the segments starting at `candidates`, shapes broadcasting:

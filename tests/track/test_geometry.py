@@ -1,9 +1,11 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivesim.config import TrackConfig
 from drivesim.track import generate_track, wrap_angle
+from drivesim.track.geometry import NEAR_WINDOW, Track
 
 TRACK = generate_track(7, TrackConfig(length=900, lanes=2, width=10))
 
@@ -98,3 +100,18 @@ def test_nearest_points_walks_to_the_tree_searchs_answer(seed, spread):
     searched = TRACK.project(pose.x, pose.y)
     np.testing.assert_array_equal(with_nearest.s, searched.s)
     np.testing.assert_array_equal(with_nearest.lateral_offset, searched.lateral_offset)
+
+
+def test_the_near_search_is_bounded_by_distance_not_by_the_shortest_segment():
+    # An exported loop whose closing point repeats its first with a rounding error: one segment of 10 um.
+    # A search window counted in points (12 m / shortest segment) held every segment, a million times over.
+    angles = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    points = np.column_stack([60 * np.cos(angles), 60 * np.sin(angles)])
+    points = np.vstack([points, points[0] + [1e-5, -1e-5]])
+    track = Track(points, 8.0, 1)
+    window = track._window(100.0)
+    assert len(window) == len(np.unique(window)) <= 2 * NEAR_WINDOW / (2 * np.pi * 60 / 400) + 3
+    for s in (0.0, 5.0, track.length - 1e-6, 100.0):
+        pose = track.pose_at(s, 1.5)
+        near = track.project(pose.x, pose.y, near_s=s)
+        assert near.s == pytest.approx(track.project(pose.x, pose.y).s, abs=1e-9)  # the window holds the nearest point
