@@ -33,6 +33,10 @@ def check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+TRACK_WIDTHS = (4.0, 20.0)
+"""Smallest and largest road width of any track, generated or loaded, edge line to edge line [m]."""
+
+
 @dataclass(frozen=True)
 class TrackConfig:
     """How the procedural track generator shapes a road."""
@@ -52,7 +56,7 @@ class TrackConfig:
 
     def __post_init__(self) -> None:
         check(200.0 <= self.length <= 5000.0, "track length must be in [200, 5000] m")
-        check(4.0 <= self.width <= 20.0, "track width must be in [4, 20] m")
+        check(TRACK_WIDTHS[0] <= self.width <= TRACK_WIDTHS[1], f"track width must be in [{TRACK_WIDTHS[0]:g}, {TRACK_WIDTHS[1]:g}] m")
         check(self.lanes in (1, 2), "track lanes must be 1 or 2")
         check(0.0 <= self.curviness <= 1.0, "track curviness must be in [0, 1]")
         check(self.min_radius >= self.width, "track min_radius must be at least the road width")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from drivesim.config import ConfigError, TrackConfig, from_dict, to_dict
+from drivesim.config import TRACK_WIDTHS, CarConfig, ConfigError, TrackConfig, from_dict, to_dict
 from drivesim.track.generator import validate_track
 from drivesim.track.geometry import Track, TrackError
 
@@ -62,13 +62,21 @@ def track_from_json(data: Any, source: str = "track") -> Track:
     try:
         config = from_dict(TrackConfig, data["config"]) if data.get("config") is not None else None
         centreline = np.asarray(data["centreline"], dtype=np.float64)
-        lanes = data["lanes"]
-        if not isinstance(lanes, int):
+        width, lanes, seed, name = data["width"], data["lanes"], data.get("seed"), data.get("name")
+        # bool is an int to Python and JSON's true is not a width; check the types a track file may hold.
+        if type(width) not in (int, float) or not TRACK_WIDTHS[0] <= width <= TRACK_WIDTHS[1]:
+            raise TrackError(f"width must be a number of metres in [{TRACK_WIDTHS[0]:g}, {TRACK_WIDTHS[1]:g}], got {width!r}")
+        if type(lanes) is not int:
             raise TrackError(f"lanes must be an integer, got {lanes!r}")
-        track = Track(centreline, float(data["width"]), lanes, seed=data.get("seed"), config=config, name=str(data.get("name", "")))
-        min_radius = config.min_radius if config else track.width
+        if seed is not None and type(seed) is not int:
+            raise TrackError(f"seed must be an integer or null, got {seed!r}")
+        if name is not None and not isinstance(name, str):
+            raise TrackError(f"name must be a string or null, got {name!r}")
+        track = Track(centreline, float(width), lanes, seed=seed, config=config, name=name or "")
+        # Without the generator's config, the bends must still be ones the car can take.
+        min_radius = config.min_radius if config else max(track.width, CarConfig().min_turn_radius)
         validate_track(track, min_radius)
-    except (TrackError, ConfigError, ValueError, TypeError) as error:
+    except (TrackError, ConfigError, ValueError, TypeError, OverflowError) as error:
         raise TrackError(f"{source}: {error}") from None
     return track
 
@@ -86,6 +94,8 @@ def load_track(path: Path | str) -> Track:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise TrackError(f"{path}: not valid JSON, file truncated or corrupt ({error.msg} at line {error.lineno})") from None
+    except ValueError as error:  # valid JSON Python will not read, such as an integer of thousands of digits
+        raise TrackError(f"{path}: cannot read track file ({error})") from None
     track = track_from_json(data, str(path))
     if not track.name:
         track.name = path.stem

@@ -25,6 +25,13 @@ def test_round_trip_is_bit_identical(tmp_path):
         (lambda text: text.replace('"format_version":1', '"format_version":99'), "format_version"),
         (lambda text: text.replace('"lanes":1', '"lanes":"one"'), "lanes"),
         (lambda text: text.replace('"width":', '"wide":'), "missing field"),
+        (lambda text: text.replace('},"width":8.0', '},"width":true'), "width must be a number"),
+        (lambda text: text.replace('},"width":8.0', '},"width":1.0'), r"width must be a number of metres in \[4, 20\]"),
+        (lambda text: text.replace('},"width":8.0', '},"width":' + "9" * 400), "width must be"),
+        (lambda text: text.replace('},"width":8.0', '},"width":' + "9" * 5000), "cannot read track file"),
+        (lambda text: text.replace('"lanes":1,"length"', '"lanes":true,"length"'), "lanes must be an integer"),
+        (lambda text: text.replace('"seed":3', '"seed":{"x":1}'), "seed must be an integer or null"),
+        (lambda text: text.replace('"name":"seed-3"', '"name":5'), "name must be a string"),
     ],
 )
 def test_bad_files_give_clear_errors(tmp_path, mutate, message):
@@ -32,6 +39,26 @@ def test_bad_files_give_clear_errors(tmp_path, mutate, message):
     path.write_text(mutate(path.read_text()))
     with pytest.raises(TrackError, match=message):
         load_track(path)
+
+
+def test_a_null_name_is_the_file_name(tmp_path):
+    path = save_track(generate_track(3, TrackConfig(length=500)), tmp_path / "mine.json")
+    path.write_text(path.read_text().replace('"name":"seed-3"', '"name":null'))
+    assert load_track(path).name == "mine"
+
+
+def test_a_file_without_config_must_have_bends_the_car_can_take(tmp_path):
+    # A 4 m road may bend at 4 m, but the car turns no tighter than 2.6 m / tan(0.5) = 4.8 m.
+    angles = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    circle = {"format_version": 1, "name": "tight", "seed": None, "config": None, "width": 4.0, "lanes": 1}
+    for radius, fits in ((4.2, False), (6.0, True)):
+        circle["centreline"] = np.column_stack([radius * np.cos(angles), radius * np.sin(angles)]).tolist()
+        (tmp_path / "t.json").write_text(json.dumps(circle))
+        if fits:
+            assert load_track(tmp_path / "t.json").name == "tight"
+        else:
+            with pytest.raises(TrackError, match="tighter than the minimum 4.8 m"):
+                load_track(tmp_path / "t.json")
 
 
 def test_self_intersecting_file_is_rejected(tmp_path):
