@@ -34,7 +34,7 @@ from drivesim.config import EpisodeConfig, GenerateConfig, to_dict
 from drivesim.drivers import ExpertDriver, NoisyDriver
 from drivesim.errors import DrivesimError
 from drivesim.loop import run_episode
-from drivesim.processes import WORKER_DIED, usable_cores, wait_with_progress, worker_context
+from drivesim.processes import WORKER_DIED, threads_parked, usable_cores, wait_with_progress, worker_context
 from drivesim.record import (
     RecordingError,
     ShardInfo,
@@ -402,7 +402,8 @@ def _run_pool(groups: list[list[ShardJob]], config: GenerateConfig, folder: Path
     progress_queue = context.Queue()
     results: dict[int, ShardInfo] = {}
     with ProcessPoolExecutor(max_workers=min(workers, len(groups)), mp_context=context, initializer=_init_worker, initargs=(progress_queue,)) as executor:
-        futures: dict[Future, list[ShardJob]] = {executor.submit(_worker_write_shards, group, config, folder): group for group in groups}
+        with threads_parked(context):  # the workers start (fork) at the first submit
+            futures: dict[Future, list[ShardJob]] = {executor.submit(_worker_write_shards, group, config, folder): group for group in groups}
 
         def keep(future: Future) -> None:
             for job, info in zip(futures[future], future.result(), strict=True):

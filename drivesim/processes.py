@@ -13,8 +13,9 @@ import multiprocessing
 import os
 import queue
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,30 @@ def worker_context() -> multiprocessing.context.BaseContext:
     first frame). Forking is safe only on Linux (macOS's system frameworks are
     not fork-safe) and only while torch is not loaded: a parent that has run
     torch's OpenMP thread pool (`drivesim dagger` trains in-process) leaves a
-    forked child a pool whose threads do not exist. OpenCV's pool is no such
-    risk: workers set it to one thread, and OpenCV runs one-thread work inline.
+    forked child a pool whose threads do not exist. OpenCV's pool has the same
+    flaw but can be wound down and restored: start forked workers inside
+    `threads_parked`.
     """
     if sys.platform == "linux" and "torch" not in sys.modules:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def threads_parked(context: multiprocessing.context.BaseContext) -> Iterator[None]:
+    """Around the point where `context`'s workers start: when they fork, OpenCV's thread pool is wound
+    down first and restored after. A forked child has none of the parent's threads, and OpenCV in the
+    child waits forever for the pool's threads it inherited the bookkeeping of."""
+    cv2 = sys.modules.get("cv2")  # not imported: no pool to park
+    if context.get_start_method() != "fork" or cv2 is None:
+        yield
+        return
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # joins the pool's threads
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def usable_cores(cgroup_root: Path = CGROUP_ROOT, cgroup_list: Path = Path("/proc/self/cgroup")) -> int:

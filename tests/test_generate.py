@@ -280,6 +280,24 @@ def test_a_policy_checkpoint_folder_drives_and_is_recognised_however_it_is_named
     assert not same_config(stored, config_fingerprint(other))
 
 
+def test_workers_fork_from_a_process_whose_opencv_threads_are_running(tmp_path, repo_root):
+    # A forked child inherits the book-keeping of OpenCV's thread pool but not its threads, and waited for
+    # them forever: a script that had used OpenCV on many cores hung at generate's first shard.
+    script = tmp_path / "warm.py"
+    script.write_text(
+        "import cv2, numpy as np\nfrom drivesim.config import GenerateConfig\nfrom drivesim.generate import generate\n"
+        "if __name__ == '__main__':\n"
+        "    cv2.setNumThreads(2)\n"
+        "    image = np.zeros((2000, 2000, 3), np.uint8)\n"
+        "    for _ in range(5):\n        cv2.warpPerspective(image, np.eye(3), (2000, 2000))  # the pool's threads start\n"
+        f"    generate(GenerateConfig(frames=40, shard_frames=20, episode_frames=20, tracks={str(repo_root / 'tracks' / 'val')!r}), {str(tmp_path / 'rec')!r}, workers=2, progress=False)\n"
+        "    assert cv2.getNumThreads() == 2\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "rec").glob("shard-*.h5"))) == 2
+
+
 def test_an_unguarded_script_works_while_workers_fork_and_gets_a_reason_when_they_spawn(tmp_path, repo_root):
     # Spawned workers import the calling script (as they are once torch is loaded); without a __main__
     # guard they die at start. Say why. Forked workers do not import it, so the same script just works.
