@@ -31,7 +31,7 @@ app.add_typer(tracks_app, name="tracks")
 
 @tracks_app.command("generate")
 def tracks_generate(
-    out: Path = typer.Option(..., "--out", help="Folder to write track files (track-SEED.json) into."),
+    out: Path = typer.Option(..., "--out", help="Folder to write track files (track-00007.json for seed 7) into."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the first track; the others use seed+1, seed+2, ..."),
     count: int = typer.Option(1, "--count", min=1, help="Number of tracks."),
     length: float | None = typer.Option(None, help="Approximate length [m] (default 1200)."),

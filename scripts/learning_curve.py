@@ -88,7 +88,7 @@ def main() -> None:
     (args.out / "learning-curve.json").write_text(json.dumps(rows, indent=1) + "\n")
     lines = ["| training frames | epochs | val loss | autonomy % | interventions/km | clean laps | training time [s] |", "|---|---|---|---|---|---|---|"]
     lines += [
-        f"| {r['frames']} | {r['epochs']} | {r['val_loss']:.5f} | {r['autonomy_pct']:.2f} | {r['interventions_per_km']:.2f} | {r['clean_lap_share']:.0%} | {r['train_seconds']:.0f} |"
+        f"| {r['frames']} | {r['epochs']} | {r['val_loss']:.5f} | {r['autonomy_pct']:.2f} | {r['interventions_per_km']:.2f} | {'-' if r['clean_lap_share'] is None else format(r['clean_lap_share'], '.0%')} | {r['train_seconds']:.0f} |"
         for r in rows
     ]
     (args.out / "learning-curve.md").write_text("\n".join(lines) + "\n")

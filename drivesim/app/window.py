@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -104,6 +105,8 @@ class App:
             self._restore_signals()
             raise
         try:
+            if sys.platform.startswith("linux") and not any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")):
+                raise pygame.error("no display: neither DISPLAY nor WAYLAND_DISPLAY is set")  # before SDL prints its own complaints
             pygame.display.init()
             if pygame.display.get_driver() in INVISIBLE_DRIVERS and not os.environ.get("SDL_VIDEODRIVER"):
                 # SDL falls back to drawing off screen when there is no display: a window nobody can see.

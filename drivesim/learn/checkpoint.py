@@ -64,6 +64,7 @@ def save_checkpoint(path: Path | str, model: DrivingNet, preprocessing: Preproce
     tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
+    os.chmod(tmp, 0o666 & ~_umask())  # safetensors makes its files owner-only; give it the mode any file gets
     os.replace(tmp, path)
     return path
 
@@ -104,3 +105,10 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         raise CheckpointError(f"{file}: weights hold NaN or infinity ({', '.join(broken[:3])})")
     model.eval()
     return Checkpoint(model, model_config, preprocessing, training, file)
+
+
+def _umask() -> int:
+    """This process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -222,6 +222,8 @@ def read_manifest(folder: str | Path) -> Manifest:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        if not any(Path(folder).glob("shard-*")):
+            raise RecordingError(f"{folder}: not a recording folder (no manifest.json, no shards)") from None
         raise RecordingError(f"{path}: no manifest; the recording is incomplete (still being written, or its writer failed)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise RecordingError(f"{path}: not valid JSON ({error})") from None

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -156,6 +157,9 @@ def test_preprocessing_shapes_and_range():
 def test_bad_checkpoints_are_rejected(tmp_path):
     model = build_model(ModelConfig("small"), (66, 200))
     good = save_checkpoint(tmp_path / "good.safetensors", model, Preprocessing(), {"note": "test"})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert good.stat().st_mode & 0o777 == 0o666 & ~umask  # others may read it as they may any file written here
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):

@@ -116,6 +116,9 @@ def test_missing_manifest(tmp_path):
         open_recording(tmp_path)
     with pytest.raises(RecordingError, match="no such recording folder"):
         open_recording(tmp_path / "nothing")
+    (tmp_path / "parent").mkdir()  # a folder of recordings, say, given instead of one of them
+    with pytest.raises(RecordingError, match="parent: not a recording folder"):
+        open_recording(tmp_path / "parent")
 
 
 def test_shard_listed_but_missing(recording):
