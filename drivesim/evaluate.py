@@ -14,7 +14,6 @@ become training data.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +41,14 @@ from drivesim.drivers.base import Driver, DriverKind
 from drivesim.errors import DrivesimError
 from drivesim.loop import Episode, run_batched
 from drivesim.metrics import TRACE_COLUMNS, Trace, closed_loop_metrics, combine, lap_flags
-from drivesim.processes import WORKER_DIED, usable_cores, wait_with_progress
+from drivesim.processes import (
+    WORKER_DIED,
+    init_worker_threads,
+    threads_parked,
+    usable_cores,
+    wait_with_progress,
+    worker_context,
+)
 from drivesim.record import ShardInfo, ShardWriter, shard_name, write_manifest
 from drivesim.record.schema import TMP_SUFFIX
 from drivesim.render.frame_source import RigView
@@ -305,16 +311,11 @@ _stop: Any = None
 def _init_worker(progress_queue: Any, stop: Any, threads: int) -> None:
     global _progress_queue, _stop
     _progress_queue, _stop = progress_queue, stop
-    import cv2
-
-    cv2.setNumThreads(1)
-    # Every process's threads share the cores. Torch is not imported yet in a spawned process; unpickling
-    # a network driver imports it, and `_drive_in_worker` then sets its threads from here.
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+    init_worker_threads(threads)  # every process's threads share the cores
 
 
 def _drive_in_worker(driver: Any, config: EvalConfig, runs: list[tuple[int, int, int]], record: Path | None, attrs_config: dict[str, Any]) -> list[_Driven]:
-    if "torch" in sys.modules:
+    if "torch" in sys.modules:  # a spawned worker imported torch only now, unpickling the network driver
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     pending = [0]
 
@@ -332,12 +333,13 @@ def _drive_in_worker(driver: Any, config: EvalConfig, runs: list[tuple[int, int,
 
 
 def _drive_in_processes(driver: Any, config: EvalConfig, groups: list[list[tuple[int, int, int]]], record: Path | None, attrs_config: dict[str, Any], bar: Any) -> list[_Driven]:
-    context = multiprocessing.get_context("spawn")
-    progress_queue, stop = context.Queue(), context.Event()
     threads = max(1, usable_cores() // len(groups))
+    context = worker_context(threads)
+    progress_queue, stop = context.Queue(), context.Event()
     driven: list[_Driven] = []
     with ProcessPoolExecutor(max_workers=len(groups), mp_context=context, initializer=_init_worker, initargs=(progress_queue, stop, threads)) as executor:
-        futures = [executor.submit(_drive_in_worker, driver, config, group, record, attrs_config) for group in groups]
+        with threads_parked(context):  # the workers start (fork) at the first submit
+            futures = [executor.submit(_drive_in_worker, driver, config, group, record, attrs_config) for group in groups]
         try:
             wait_with_progress(futures, progress_queue, bar, lambda future: driven.extend(future.result()))
         except BrokenProcessPool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -34,7 +33,14 @@ from drivesim.config import EpisodeConfig, GenerateConfig, to_dict
 from drivesim.drivers import ExpertDriver, NoisyDriver
 from drivesim.errors import DrivesimError
 from drivesim.loop import run_episode
-from drivesim.processes import WORKER_DIED, threads_parked, usable_cores, wait_with_progress, worker_context
+from drivesim.processes import (
+    WORKER_DIED,
+    init_worker_threads,
+    threads_parked,
+    usable_cores,
+    wait_with_progress,
+    worker_context,
+)
 from drivesim.record import (
     RecordingError,
     ShardInfo,
@@ -346,10 +352,7 @@ _worker_scenes = LastScene()
 def _init_worker(progress_queue: Any) -> None:
     global _progress_queue
     _progress_queue = progress_queue
-    import cv2
-
-    cv2.setNumThreads(1)  # one worker per core; OpenCV's and torch's own threads would fight them
-    os.environ["OMP_NUM_THREADS"] = "1"
+    init_worker_threads(1)  # one worker per core; OpenCV's and torch's own threads would fight them
 
 
 def _worker_write_shards(jobs: list[ShardJob], config: GenerateConfig, folder: Path) -> list[ShardInfo]:

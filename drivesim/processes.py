@@ -29,21 +29,32 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 """Where the cgroup file systems are mounted (v2 at the root, or v1 per controller)."""
 
 
-def worker_context() -> multiprocessing.context.BaseContext:
-    """How worker processes start: forked where that is safe, else spawned.
+def worker_context(torch_threads: int = 1) -> multiprocessing.context.BaseContext:
+    """How worker processes that each run torch on `torch_threads` threads start: forked where safe, else spawned.
 
     A forked worker inherits the parent's imported modules (numpy, OpenCV,
-    h5py, scipy: about 0.5 s a spawned worker spends importing before its
+    h5py, scipy, torch: 0.5-1.5 s a spawned worker spends importing before its
     first frame). Forking is safe only on Linux (macOS's system frameworks are
-    not fork-safe) and only while torch is not loaded: a parent that has run
-    torch's OpenMP thread pool (`drivesim dagger` trains in-process) leaves a
-    forked child a pool whose threads do not exist. OpenCV's pool has the same
-    flaw but can be wound down and restored: start forked workers inside
-    `threads_parked`.
+    not fork-safe), and with torch loaded only if each worker runs it on one
+    thread: a forked child inherits the book-keeping of the parent's OpenMP
+    pool but not its threads, and waits forever for them in its first parallel
+    region, while one-thread work runs inline. Workers must set their threads
+    (`init_worker_threads`) before any torch or OpenCV call, and be started
+    inside `threads_parked`.
     """
-    if sys.platform == "linux" and "torch" not in sys.modules:
+    if sys.platform == "linux" and ("torch" not in sys.modules or torch_threads == 1):
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
+
+
+def init_worker_threads(torch_threads: int) -> None:
+    """First thing in a worker process: OpenCV on one thread (one worker per core), torch on `torch_threads`."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    os.environ["OMP_NUM_THREADS"] = str(torch_threads)  # for torch imported from here on (a spawned worker)
+    if "torch" in sys.modules:  # a forked worker: torch is loaded with the parent's thread count
+        sys.modules["torch"].set_num_threads(torch_threads)
 
 
 @contextmanager

@@ -329,3 +329,26 @@ def test_without_takeover_intervention_figures_are_not_reported():
     with_takeover = closed_loop_metrics(trace, 0.1, DriverKind.POLICY)
     cells = {name: row.split(" | ")[4] for name, row in zip(("on", "off"), markdown_table([("on", with_takeover), ("off", metrics)]).splitlines()[2:], strict=True)}
     assert cells == {"on": "∞", "off": "–"}  # km per intervention: none in 49 m, or not measured at all
+
+
+def test_a_network_drives_in_workers_forked_after_torch_ran_on_several_threads(tmp_path, repo_root):
+    # As in `drivesim dagger`: the parent trained (torch's OpenMP pool up), then evaluates in processes. The
+    # workers fork and must set torch to one thread before its first operation, or wait forever for the pool.
+    script = tmp_path / "after_training.py"
+    script.write_text(
+        "import torch\n"
+        "from drivesim.drivers.policy import PolicyDriver\n"
+        "from drivesim.evaluate import EvalConfig, evaluate\n"
+        "from drivesim.config import RandomizationConfig\n"
+        "if __name__ == '__main__':\n"
+        "    torch.set_num_threads(2)\n"
+        "    x = torch.randn(64, 3, 120, 160)\n"
+        "    for _ in range(3):\n"
+        "        torch.nn.functional.conv2d(x, torch.randn(24, 3, 5, 5)).sum()  # the pool's threads start\n"
+        f"    config = EvalConfig(tracks={str(repo_root / 'tracks' / 'val')!r}, laps=0.03, randomization=RandomizationConfig.preset('none'))\n"
+        f"    result = evaluate(PolicyDriver({str(repo_root / 'models' / 'pilotnet-baseline')!r}), config, workers=2)\n"
+        "    print('frames', result.overall['frames'], 'processes', result.config['processes'])\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "processes 2" in result.stdout

@@ -60,8 +60,8 @@ def test_round_trip_plain_h5py_and_dataset(tiny_recording):
 def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path, repo_root):
     config = GenerateConfig(frames=150, shard_frames=50, episode_frames=40, seed=11, tracks=str(repo_root / "tracks" / "val"))
     generate(config, tmp_path / "one", workers=1, progress=False)
-    generate(config, tmp_path / "two", workers=2, progress=False)  # spawned workers: this process has loaded torch
-    # The CLI's workers fork (on Linux), inheriting the parent's modules; the bytes must not care.
+    generate(config, tmp_path / "two", workers=2, progress=False)  # forked from this process, torch loaded
+    # The CLI's workers fork from a process without torch; the bytes must not care how a worker started.
     forked = cli("generate", "--frames", 150, "--shard-frames", 50, "--episode-frames", 40, "--seed", 11, "--tracks", repo_root / "tracks" / "val", "--workers", 2, "--out", tmp_path / "forked")
     assert forked.returncode == 0, forked.stderr
     one, two = read_manifest(tmp_path / "one"), read_manifest(tmp_path / "two")
@@ -299,13 +299,15 @@ def test_workers_fork_from_a_process_whose_opencv_threads_are_running(tmp_path, 
 
 
 def test_an_unguarded_script_works_while_workers_fork_and_gets_a_reason_when_they_spawn(tmp_path, repo_root):
-    # Spawned workers import the calling script (as they are once torch is loaded); without a __main__
-    # guard they die at start. Say why. Forked workers do not import it, so the same script just works.
+    # Spawned workers import the calling script (as on macOS); without a __main__ guard they die at start.
+    # Say why. Forked workers do not import it, so the same script just works, torch loaded or not.
     call = (
         "from drivesim.config import GenerateConfig\nfrom drivesim.generate import generate\n"
         f"generate(GenerateConfig(frames=40, shard_frames=20, episode_frames=20, tracks={str(repo_root / 'tracks' / 'val')!r}), {str(tmp_path / 'rec')!r}, workers=2, progress=False)\n"
     )
-    for preamble, works in (("", sys.platform == "linux"), ("import torch\n", False)):
+    spawn = "import multiprocessing, drivesim.generate\ndrivesim.generate.worker_context = lambda threads=1: multiprocessing.get_context('spawn')\n"
+    linux = sys.platform == "linux"
+    for preamble, works in (("", linux), ("import torch\n", linux), (spawn, False)):
         shutil.rmtree(tmp_path / "rec", ignore_errors=True)
         script = tmp_path / "unguarded.py"
         script.write_text(preamble + call)
@@ -316,5 +318,3 @@ def test_an_unguarded_script_works_while_workers_fork_and_gets_a_reason_when_the
         else:
             assert result.returncode != 0
             assert 'if __name__ == "__main__":' in result.stderr.strip().splitlines()[-1]
-
-

@@ -53,9 +53,12 @@ def test_a_malformed_cgroup_line_is_skipped(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="workers are forked only on Linux")
-def test_workers_are_forked_until_torch_is_loaded():
+def test_workers_are_forked_unless_they_would_run_a_loaded_torch_on_several_threads():
     # A fresh interpreter each: this test process may have imported torch already.
-    ask = "from drivesim.processes import worker_context; print(worker_context().get_start_method())"
-    plain = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, check=True)
-    with_torch = subprocess.run([sys.executable, "-c", "import torch; " + ask], capture_output=True, text=True, check=True)
-    assert (plain.stdout.strip(), with_torch.stdout.strip()) == ("fork", "spawn")
+    def start_method(preamble: str, threads: int) -> str:
+        ask = f"from drivesim.processes import worker_context; print(worker_context({threads}).get_start_method())"
+        return subprocess.run([sys.executable, "-c", preamble + ask], capture_output=True, text=True, check=True).stdout.strip()
+
+    assert start_method("", 4) == "fork"
+    assert start_method("import torch; ", 1) == "fork"  # one thread: a forked child's OpenMP runs inline
+    assert start_method("import torch; ", 2) == "spawn"  # would wait forever on the parent's pool threads
