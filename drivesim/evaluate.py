@@ -43,7 +43,7 @@ from drivesim.loop import Episode, run_batched
 from drivesim.metrics import TRACE_COLUMNS, Trace, closed_loop_metrics, combine, lap_flags
 from drivesim.processes import (
     WORKER_DIED,
-    init_worker_threads,
+    init_worker,
     threads_parked,
     usable_cores,
     wait_with_progress,
@@ -311,7 +311,7 @@ _stop: Any = None
 def _init_worker(progress_queue: Any, stop: Any, threads: int) -> None:
     global _progress_queue, _stop
     _progress_queue, _stop = progress_queue, stop
-    init_worker_threads(threads)  # every process's threads share the cores
+    init_worker(threads)  # every process's threads share the cores
 
 
 def _drive_in_worker(driver: Any, config: EvalConfig, runs: list[tuple[int, int, int]], record: Path | None, attrs_config: dict[str, Any]) -> list[_Driven]:

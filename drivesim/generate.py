@@ -35,7 +35,7 @@ from drivesim.errors import DrivesimError
 from drivesim.loop import run_episode
 from drivesim.processes import (
     WORKER_DIED,
-    init_worker_threads,
+    init_worker,
     threads_parked,
     usable_cores,
     wait_with_progress,
@@ -352,7 +352,7 @@ _worker_scenes = LastScene()
 def _init_worker(progress_queue: Any) -> None:
     global _progress_queue
     _progress_queue = progress_queue
-    init_worker_threads(1)  # one worker per core; OpenCV's and torch's own threads would fight them
+    init_worker(1)  # one worker per core; OpenCV's and torch's own threads would fight them
 
 
 def _worker_write_shards(jobs: list[ShardJob], config: GenerateConfig, folder: Path) -> list[ShardInfo]:

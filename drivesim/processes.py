@@ -12,6 +12,7 @@ import math
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -35,26 +36,60 @@ def worker_context(torch_threads: int = 1) -> multiprocessing.context.BaseContex
     A forked worker inherits the parent's imported modules (numpy, OpenCV,
     h5py, scipy, torch: 0.5-1.5 s a spawned worker spends importing before its
     first frame). Forking is safe only on Linux (macOS's system frameworks are
-    not fork-safe), and with torch loaded only if each worker runs it on one
-    thread: a forked child inherits the book-keeping of the parent's OpenMP
-    pool but not its threads, and waits forever for them in its first parallel
-    region, while one-thread work runs inline. Workers must set their threads
-    (`init_worker_threads`) before any torch or OpenCV call, and be started
+    not fork-safe), only for workers that run torch (and anything else built on
+    OpenMP) on one thread: a forked child inherits the book-keeping of the
+    parent's OpenMP pool but not its threads, and waits forever for them in
+    its first parallel region, while one-thread work runs inline. Nor may the
+    parent have started CUDA, which cannot start again in a forked child.
+    Workers must call `init_worker` before anything else, and be started
     inside `threads_parked`.
     """
-    if sys.platform == "linux" and ("torch" not in sys.modules or torch_threads == 1):
+    torch = sys.modules.get("torch")
+    cuda_started = torch is not None and torch.cuda.is_initialized()
+    if sys.platform == "linux" and torch_threads == 1 and not cuda_started:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
 
 
-def init_worker_threads(torch_threads: int) -> None:
-    """First thing in a worker process: OpenCV on one thread (one worker per core), torch on `torch_threads`."""
+def init_worker(torch_threads: int) -> None:
+    """First thing in a worker process: what a spawned one starts with, set up for one worker per core.
+
+    OpenCV on one thread and torch on `torch_threads`; the default signal
+    handlers (a forked worker would run the caller's, say a training script's
+    save-and-stop handler, in every worker at once); and the worker ends when
+    its parent does, instead of finishing the shards queued to it and then
+    waiting forever for more.
+    """
     import cv2
 
     cv2.setNumThreads(1)
     os.environ["OMP_NUM_THREADS"] = str(torch_threads)  # for torch imported from here on (a spawned worker)
     if "torch" in sys.modules:  # a forked worker: torch is loaded with the parent's thread count
         sys.modules["torch"].set_num_threads(torch_threads)
+    for signum in signal.valid_signals():
+        try:
+            handler = signal.getsignal(signum)
+        except (OSError, ValueError):
+            continue
+        if callable(handler) and handler is not signal.default_int_handler:
+            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    _end_with_parent()
+
+
+def _end_with_parent() -> None:
+    """Have Linux send this process SIGTERM when its parent ends (PR_SET_PDEATHSIG); elsewhere, nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # the parent ended before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @contextmanager

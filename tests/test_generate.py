@@ -316,5 +316,5 @@ def test_an_unguarded_script_works_while_workers_fork_and_gets_a_reason_when_the
             assert result.returncode == 0, result.stderr
             assert len(list((tmp_path / "rec").glob("shard-*.h5"))) == 2
         else:
-            assert result.returncode != 0
-            assert 'if __name__ == "__main__":' in result.stderr.strip().splitlines()[-1]
+            assert result.returncode != 0, result.stdout
+            assert 'if __name__ == "__main__":' in result.stderr.strip().splitlines()[-1], result.stderr[-3000:]

@@ -1,6 +1,8 @@
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -53,12 +55,74 @@ def test_a_malformed_cgroup_line_is_skipped(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="workers are forked only on Linux")
-def test_workers_are_forked_unless_they_would_run_a_loaded_torch_on_several_threads():
+def test_workers_are_forked_unless_they_would_run_torch_on_several_threads():
     # A fresh interpreter each: this test process may have imported torch already.
     def start_method(preamble: str, threads: int) -> str:
         ask = f"from drivesim.processes import worker_context; print(worker_context({threads}).get_start_method())"
         return subprocess.run([sys.executable, "-c", preamble + ask], capture_output=True, text=True, check=True).stdout.strip()
 
-    assert start_method("", 4) == "fork"
+    assert start_method("", 1) == "fork"
     assert start_method("import torch; ", 1) == "fork"  # one thread: a forked child's OpenMP runs inline
     assert start_method("import torch; ", 2) == "spawn"  # would wait forever on the parent's pool threads
+    assert start_method("", 2) == "spawn"  # as would anything else built on OpenMP
+
+
+def test_a_worker_starts_with_default_signal_handlers_and_one_opencv_thread():
+    # A forked worker inherits the caller's Python handlers (a training script's save-and-stop, say), which
+    # would then run in every worker at once; SIG_IGN (nohup) is the caller's choice and stays.
+    script = (
+        "import signal, cv2\n"
+        "from drivesim.processes import init_worker\n"
+        "signal.signal(signal.SIGINT, lambda *a: None)\n"
+        "signal.signal(signal.SIGTERM, lambda *a: None)\n"
+        "signal.signal(signal.SIGUSR1, lambda *a: None)\n"
+        "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "cv2.setNumThreads(2)\n"
+        "init_worker(1)\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,\n"
+        "      signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL, signal.getsignal(signal.SIGHUP) == signal.SIG_IGN, cv2.getNumThreads())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "True", "True", "True", "1"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_end_with_a_killed_parent(tmp_path, repo_root):
+    # They used to finish the shards queued to them and then wait forever; a resumed run would have written
+    # into the same folder beside them.
+    script = tmp_path / "long_run.py"
+    script.write_text(
+        "from drivesim.config import GenerateConfig\nfrom drivesim.generate import generate\n"
+        "if __name__ == '__main__':\n"
+        f"    generate(GenerateConfig(frames=20000, shard_frames=100, tracks={str(repo_root / 'tracks' / 'val')!r}), {str(tmp_path / 'rec')!r}, workers=2, progress=False)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def workers() -> list[int]:
+        found = []
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and int(entry.name) != parent.pid:
+                try:
+                    with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                        if str(script).encode() in f.read():
+                            found.append(int(entry.name))
+                except OSError:
+                    pass
+        return found
+
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "rec").glob("shard-*.h5*")):
+            assert parent.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        assert len(workers()) == 2
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while workers() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert workers() == []
+    finally:
+        parent.kill()
+        for pid in workers():
+            os.kill(pid, signal.SIGKILL)
