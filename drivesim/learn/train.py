@@ -160,7 +160,8 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1))))
-    log(f"model {config.model.architecture}: {parameter_count(model):,} parameters; {len(train_set):,} training / {len(val_set):,} validation frames")
+    per_frame = f" ({len(config.cameras)} cameras a frame)" if len(config.cameras) > 1 else ""
+    log(f"model {config.model.architecture}: {parameter_count(model):,} parameters; {len(train_set):,} training / {len(val_set):,} validation images{per_frame}")
 
     # ---- loop
     data_prints = {"data": recording_fingerprints(config.data), "val": recording_fingerprints(config.val) if config.val else "tail of data"}
