@@ -126,7 +126,7 @@ def inspect_command(
     recording: Path = typer.Argument(..., help="Recording folder."),
     out: Path | None = typer.Option(None, "--out", help="Folder for contact-sheet.png and histograms.png (default: the recording folder)."),
     samples: int = typer.Option(24, "--samples", min=1, help="Frames on the contact sheet."),
-    camera: str = typer.Option("center", "--camera", help="Camera shown on the contact sheet."),
+    camera: str = typer.Option("center", "--camera", help="Camera shown on the contact sheet (its labels are the car's: side cameras without the training side correction)."),
     verify: bool = typer.Option(False, "--verify", help="Also check every shard's SHA-256 against the manifest, every label against the schema, and decode every image (HDF5's checksums). Without it, only what is read is checked (the frames sampled), so a damaged frame elsewhere goes unnoticed."),
 ) -> None:
     """Summarize a recording: counts, label histograms, events, and a contact sheet of frames with their labels."""

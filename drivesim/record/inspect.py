@@ -137,6 +137,9 @@ def contact_sheet(
 
     Each frame is enlarged `scale` times; the label shows as a bar and an
     arrow (left = positive = turn left) and as text, with episode and step.
+    The label is the recording's, the car's, whichever `camera` is shown: a
+    side camera's frames train with `drivesim train`'s side correction added,
+    which the sheet does not draw.
     """
     recording = open_recording(folder)
     if camera not in recording.cameras:
