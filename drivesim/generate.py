@@ -343,15 +343,17 @@ def load_policy(checkpoint: str) -> Any:
 
 
 _progress_queue: Any = None
+_stop: Any = None
+"""Set by the parent when the run ends early (Ctrl-C, a failed worker): the workers start no further shard."""
 _worker_pools: dict[str, list[Track]] = {}
 """Track pools a worker process has loaded, by source: loaded and validated once, not per shard."""
 _worker_scenes = LastScene()
 """The worker's last scene, kept for its next shard."""
 
 
-def _init_worker(progress_queue: Any) -> None:
-    global _progress_queue
-    _progress_queue = progress_queue
+def _init_worker(progress_queue: Any, stop: Any) -> None:
+    global _progress_queue, _stop
+    _progress_queue, _stop = progress_queue, stop
     init_worker(1)  # one worker per core; OpenCV's and torch's own threads would fight them
 
 
@@ -361,7 +363,12 @@ def _worker_write_shards(jobs: list[ShardJob], config: GenerateConfig, folder: P
         if config.tracks not in _worker_pools:
             _worker_pools[config.tracks] = load_tracks(config.tracks)
         pool = _worker_pools[config.tracks]
-    return [write_shard(job, config, folder, pool, on_frames=_progress_queue.put, scenes=_worker_scenes) for job in jobs]
+    done = []
+    for job in jobs:
+        if _stop.is_set():  # the parent has given up on this run; its remaining shards are for a resumed run
+            raise GenerateError("stopped: the run was interrupted")
+        done.append(write_shard(job, config, folder, pool, on_frames=_progress_queue.put, scenes=_worker_scenes))
+    return done
 
 
 def generate(
@@ -402,9 +409,9 @@ def generate(
 
 def _run_pool(groups: list[list[ShardJob]], config: GenerateConfig, folder: Path, workers: int, bar: Any) -> dict[int, ShardInfo]:
     context = worker_context()
-    progress_queue = context.Queue()
+    progress_queue, stop = context.Queue(), context.Event()
     results: dict[int, ShardInfo] = {}
-    with ProcessPoolExecutor(max_workers=min(workers, len(groups)), mp_context=context, initializer=_init_worker, initargs=(progress_queue,)) as executor:
+    with ProcessPoolExecutor(max_workers=min(workers, len(groups)), mp_context=context, initializer=_init_worker, initargs=(progress_queue, stop)) as executor:
         with threads_parked(context):  # the workers start (fork) at the first submit
             futures: dict[Future, list[ShardJob]] = {executor.submit(_worker_write_shards, group, config, folder): group for group in groups}
 
@@ -415,7 +422,11 @@ def _run_pool(groups: list[list[ShardJob]], config: GenerateConfig, folder: Path
         try:
             wait_with_progress(futures, progress_queue, bar, keep)
         except BrokenProcessPool:
+            stop.set()
             raise GenerateError(f"{WORKER_DIED}; finished shards are kept, re-run to resume") from None
+        except BaseException:
+            stop.set()  # a worker already handed its next group would otherwise write it out before the pool closes
+            raise
     return results
 
 
