@@ -17,7 +17,6 @@ import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,14 +40,7 @@ from drivesim.drivers.base import Driver, DriverKind
 from drivesim.errors import DrivesimError
 from drivesim.loop import Episode, run_batched
 from drivesim.metrics import TRACE_COLUMNS, Trace, closed_loop_metrics, combine, lap_flags
-from drivesim.processes import (
-    WORKER_DIED,
-    init_worker,
-    threads_parked,
-    usable_cores,
-    wait_with_progress,
-    worker_context,
-)
+from drivesim.processes import WORKER_DIED, report_progress, run_in_workers, stop_requested, usable_cores
 from drivesim.record import ShardInfo, ShardWriter, shard_name, write_manifest
 from drivesim.record.schema import TMP_SUFFIX
 from drivesim.render.frame_source import RigView
@@ -303,50 +295,30 @@ def evaluate(
 
 
 # ---------------------------------------------------------------- worker processes
-_progress_queue: Any = None
-_stop: Any = None
-"""Set by the parent when one process failed, so the others stop too instead of driving their share out."""
-
-
-def _init_worker(progress_queue: Any, stop: Any, threads: int) -> None:
-    global _progress_queue, _stop
-    _progress_queue, _stop = progress_queue, stop
-    init_worker(threads)  # every process's threads share the cores
-
-
 def _drive_in_worker(driver: Any, config: EvalConfig, runs: list[tuple[int, int, int]], record: Path | None, attrs_config: dict[str, Any]) -> list[_Driven]:
     if "torch" in sys.modules:  # a spawned worker imported torch only now, unpickling the network driver
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     pending = [0]
 
     def report(frames: int) -> None:
-        if _stop.is_set():
+        if stop_requested():
             raise EvaluationError("stopped: another evaluation process failed")
         pending[0] += frames
         if pending[0] >= 200:  # a queue message per lock-step round would cost more than it tells
-            _progress_queue.put(pending[0])
+            report_progress(pending[0])
             pending[0] = 0
 
     driven = _drive(driver, config, load_tracks(config.tracks), runs, record, attrs_config, report)
-    _progress_queue.put(pending[0])
+    report_progress(pending[0])
     return driven
 
 
 def _drive_in_processes(driver: Any, config: EvalConfig, groups: list[list[tuple[int, int, int]]], record: Path | None, attrs_config: dict[str, Any], bar: Any) -> list[_Driven]:
-    threads = max(1, usable_cores() // len(groups))
-    context = worker_context(threads)
-    progress_queue, stop = context.Queue(), context.Event()
     driven: list[_Driven] = []
-    with ProcessPoolExecutor(max_workers=len(groups), mp_context=context, initializer=_init_worker, initargs=(progress_queue, stop, threads)) as executor:
-        with threads_parked(context):  # the workers start (fork) at the first submit
-            futures = [executor.submit(_drive_in_worker, driver, config, group, record, attrs_config) for group in groups]
-        try:
-            wait_with_progress(futures, progress_queue, bar, lambda future: driven.extend(future.result()))
-        except BrokenProcessPool:
-            stop.set()
-            raise EvaluationError(WORKER_DIED) from None
-        except BaseException:
-            stop.set()  # the others abort their shards and return at their next step
-            raise
+    threads = max(1, usable_cores() // len(groups))  # every process's threads share the cores
+    try:
+        run_in_workers(_drive_in_worker, [(driver, config, group, record, attrs_config) for group in groups], len(groups), threads, bar,
+                       lambda _, result: driven.extend(result))
+    except BrokenProcessPool:
+        raise EvaluationError(WORKER_DIED) from None
     return driven
-

@@ -19,7 +19,6 @@ import json
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing
 from dataclasses import dataclass
@@ -33,14 +32,7 @@ from drivesim.config import EpisodeConfig, GenerateConfig, to_dict
 from drivesim.drivers import ExpertDriver, NoisyDriver
 from drivesim.errors import DrivesimError
 from drivesim.loop import run_episode
-from drivesim.processes import (
-    WORKER_DIED,
-    init_worker,
-    threads_parked,
-    usable_cores,
-    wait_with_progress,
-    worker_context,
-)
+from drivesim.processes import WORKER_DIED, report_progress, run_in_workers, stop_requested, usable_cores
 from drivesim.record import (
     RecordingError,
     ShardInfo,
@@ -342,19 +334,10 @@ def load_policy(checkpoint: str) -> Any:
     return PolicyDriver(checkpoint)
 
 
-_progress_queue: Any = None
-_stop: Any = None
-"""Set by the parent when the run ends early (Ctrl-C, a failed worker): the workers start no further shard."""
 _worker_pools: dict[str, list[Track]] = {}
 """Track pools a worker process has loaded, by source: loaded and validated once, not per shard."""
 _worker_scenes = LastScene()
 """The worker's last scene, kept for its next shard."""
-
-
-def _init_worker(progress_queue: Any, stop: Any) -> None:
-    global _progress_queue, _stop
-    _progress_queue, _stop = progress_queue, stop
-    init_worker(1)  # one worker per core; OpenCV's and torch's own threads would fight them
 
 
 def _worker_write_shards(jobs: list[ShardJob], config: GenerateConfig, folder: Path) -> list[ShardInfo]:
@@ -365,9 +348,9 @@ def _worker_write_shards(jobs: list[ShardJob], config: GenerateConfig, folder: P
         pool = _worker_pools[config.tracks]
     done = []
     for job in jobs:
-        if _stop.is_set():  # the parent has given up on this run; its remaining shards are for a resumed run
+        if stop_requested():  # the parent has given up on this run; its remaining shards are for a resumed run
             raise GenerateError("stopped: the run was interrupted")
-        done.append(write_shard(job, config, folder, pool, on_frames=_progress_queue.put, scenes=_worker_scenes))
+        done.append(write_shard(job, config, folder, pool, on_frames=report_progress, scenes=_worker_scenes))
     return done
 
 
@@ -408,25 +391,17 @@ def generate(
 
 
 def _run_pool(groups: list[list[ShardJob]], config: GenerateConfig, folder: Path, workers: int, bar: Any) -> dict[int, ShardInfo]:
-    context = worker_context()
-    progress_queue, stop = context.Queue(), context.Event()
     results: dict[int, ShardInfo] = {}
-    with ProcessPoolExecutor(max_workers=min(workers, len(groups)), mp_context=context, initializer=_init_worker, initargs=(progress_queue, stop)) as executor:
-        with threads_parked(context):  # the workers start (fork) at the first submit
-            futures: dict[Future, list[ShardJob]] = {executor.submit(_worker_write_shards, group, config, folder): group for group in groups}
 
-        def keep(future: Future) -> None:
-            for job, info in zip(futures[future], future.result(), strict=True):
-                results[job.index] = info
+    def keep(group: int, infos: list[ShardInfo]) -> None:
+        for job, info in zip(groups[group], infos, strict=True):
+            results[job.index] = info
 
-        try:
-            wait_with_progress(futures, progress_queue, bar, keep)
-        except BrokenProcessPool:
-            stop.set()
-            raise GenerateError(f"{WORKER_DIED}; finished shards are kept, re-run to resume") from None
-        except BaseException:
-            stop.set()  # a worker already handed its next group would otherwise write it out before the pool closes
-            raise
+    # One torch thread a worker: one worker per core, and a network driving uses no more.
+    try:
+        run_in_workers(_worker_write_shards, [(group, config, folder) for group in groups], min(workers, len(groups)), 1, bar, keep)
+    except BrokenProcessPool:
+        raise GenerateError(f"{WORKER_DIED}; finished shards are kept, re-run to resume") from None
     return results
 
 

@@ -1,9 +1,9 @@
 """Worker processes: how many cores there are for them (CPU affinity and a container's CPU quota), and waiting on them while their progress reaches the parent's bar.
 
-`generate` and `evaluate` both hand work to a process pool; the workers
-put frame counts on a queue, and the parent moves them onto its tqdm bar while
-it waits. This is that waiting loop, once, and the choice of how the workers
-start.
+`generate` and `evaluate` both hand work to a process pool (`run_in_workers`):
+the workers put frame counts on a queue, and the parent moves them onto its
+tqdm bar while it waits; how the workers start, what each does first, and how
+the parent stops them early are decided here, once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import queue
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,55 @@ def _up_to_root(mount: Path, path: str) -> list[Path]:
     """The cgroup folder of `path` under `mount` and each of its parents up to the mount itself."""
     parts = [part for part in path.split("/") if part]
     return [mount.joinpath(*parts[:depth]) for depth in range(len(parts), -1, -1)]
+
+
+_progress_queue: Any = None
+"""In a worker: where `report_progress` puts frame counts for the parent's bar."""
+_stop: Any = None
+"""In a worker: set by the parent when the run ends early (a failure, Ctrl-C); see `stop_requested`."""
+
+
+def run_in_workers(
+    function: Callable[..., Any],
+    calls: list[tuple[Any, ...]],
+    workers: int,
+    torch_threads: int,
+    bar: Any,
+    on_result: Callable[[int, Any], None],
+) -> None:
+    """`function(*args)` for every `args` in `calls`, shared out to `workers` processes that each run torch on
+    `torch_threads` threads; `on_result(i, result)` for call i as it finishes, and the workers'
+    `report_progress` counts moved onto `bar` meanwhile.
+
+    The workers start as `worker_context` says (inside `threads_parked`, each first calling `init_worker`).
+    A failed call or an interrupt sets the stop that workers check with `stop_requested`, so none goes on
+    with work nobody will collect, and is raised; a worker that died raises BrokenProcessPool."""
+    context = worker_context(torch_threads)
+    progress_queue, stop = context.Queue(), context.Event()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(progress_queue, stop, torch_threads)) as executor:
+        with threads_parked(context):  # the workers start (fork) at the first submit
+            futures = {executor.submit(function, *args): i for i, args in enumerate(calls)}
+        try:
+            wait_with_progress(futures, progress_queue, bar, lambda future: on_result(futures[future], future.result()))
+        except BaseException:
+            stop.set()  # a worker already handed its next call would otherwise work it out before the pool closes
+            raise
+
+
+def _start_worker(progress_queue: Any, stop: Any, torch_threads: int) -> None:
+    global _progress_queue, _stop
+    _progress_queue, _stop = progress_queue, stop
+    init_worker(torch_threads)
+
+
+def report_progress(frames: int) -> None:
+    """In a worker of `run_in_workers`: `frames` more done, for the parent's progress bar."""
+    _progress_queue.put(frames)
+
+
+def stop_requested() -> bool:
+    """In a worker of `run_in_workers`: whether the parent has given up on the run (another worker failed, Ctrl-C)."""
+    return _stop is not None and _stop.is_set()
 
 
 def wait_with_progress(futures: Iterable[Future], progress_queue: Any, bar: Any, on_result: Callable[[Future], None]) -> None:

@@ -305,7 +305,7 @@ def test_an_unguarded_script_works_while_workers_fork_and_gets_a_reason_when_the
         "from drivesim.config import GenerateConfig\nfrom drivesim.generate import generate\n"
         f"generate(GenerateConfig(frames=40, shard_frames=20, episode_frames=20, tracks={str(repo_root / 'tracks' / 'val')!r}), {str(tmp_path / 'rec')!r}, workers=2, progress=False)\n"
     )
-    spawn = "import multiprocessing, drivesim.generate\ndrivesim.generate.worker_context = lambda threads=1: multiprocessing.get_context('spawn')\n"
+    spawn = "import multiprocessing, drivesim.processes\ndrivesim.processes.worker_context = lambda threads=1: multiprocessing.get_context('spawn')\n"
     linux = sys.platform == "linux"
     for preamble, works in (("", linux), ("import torch\n", linux), (spawn, False)):
         shutil.rmtree(tmp_path / "rec", ignore_errors=True)
