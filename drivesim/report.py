@@ -102,7 +102,9 @@ def plot_runs(evaluation: Evaluation, path: Path) -> None:
         for run in runs:
             trace = run.trace
             colors = np.array([DRIVER_COLORS[DriverKind(int(d))] for d in trace.driver])
-            view.draw(trail=np.column_stack([trace.x, trace.y]), trail_colors=colors, image=image)
+            points = np.column_stack([trace.x, trace.y])
+            for part in trail_parts(trace.events):
+                view.draw(trail=points[part], trail_colors=colors[part], image=image)
             distance = trace.progress
             for kind, color in DRIVER_COLORS.items():
                 mask = trace.driver == int(kind)
@@ -133,6 +135,14 @@ def plot_runs(evaluation: Evaluation, path: Path) -> None:
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     fig.savefig(path)
     plt.close(fig)
+
+
+def trail_parts(events: np.ndarray) -> list[slice]:
+    """Frame ranges of a trace to draw as separate lines: a crash puts the car back on the lane centre
+    (the next frame carries EPISODE_RESET), and a line from the crash to that point was never driven."""
+    breaks = (np.flatnonzero((np.asarray(events)[1:] & Event.EPISODE_RESET) != 0) + 1).tolist()
+    edges = [0, *breaks, len(events)]
+    return [slice(start, end) for start, end in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def runs_by_track(evaluation: Evaluation) -> list[tuple[Track, list[TrackRun]]]:

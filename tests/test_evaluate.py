@@ -267,6 +267,18 @@ def test_report_draws_every_look_of_a_track_in_one_row(short_track, tmp_path):
     assert image.shape[0] == round(3.2 * 80)  # one row for the track, not one per look
 
 
+def test_the_report_trail_breaks_where_a_crash_put_the_car_back():
+    from drivesim.report import trail_parts
+
+    events = np.zeros(10, dtype=np.int64)
+    events[0] = Event.EPISODE_RESET  # every episode's first frame
+    events[3] = Event.CRASH | Event.OFF_ROAD
+    events[4] = Event.EPISODE_RESET  # the car back on the lane centre
+    events[8] = Event.INTERVENTION_START
+    assert trail_parts(events) == [slice(0, 4), slice(4, 10)]
+    assert trail_parts(events[:1]) == [slice(0, 1)]
+
+
 def hand_trace(progress, driver=None, events=None, time=None, steering=None, dt=0.1):
     n = len(progress)
     driver = np.full(n, int(DriverKind.POLICY)) if driver is None else np.asarray(driver)
