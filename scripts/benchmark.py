@@ -35,6 +35,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from drivesim.config import CameraConfig, RandomizationConfig, RigConfig, TrackConfig  # noqa: E402
+from drivesim.errors import DrivesimError  # noqa: E402
+from drivesim.processes import usable_cores  # noqa: E402
 from drivesim.render import CameraRig, build_scene, sample_appearance  # noqa: E402
 from drivesim.sim.car import CarState  # noqa: E402
 from drivesim.track import Track, generate_track  # noqa: E402
@@ -56,6 +58,7 @@ def cmd_render(args: argparse.Namespace) -> None:
     rig = CameraRig(RigConfig(cameras=("center",), camera=CameraConfig(width=width, height=height)))
     print(f"render benchmark: {width}x{height} centre camera, one core, {args.episodes} episodes x {args.frames} frames per level")
 
+    build_scene(generate_track(args.seed + 10_000, TrackConfig(length=400)))  # first-call costs are not the first scene's
     scenes = []
     for episode in range(args.episodes):
         track = generate_track(args.seed + episode, TrackConfig(length=args.length, lanes=1 + episode % 2))
@@ -87,34 +90,30 @@ def cmd_render(args: argparse.Namespace) -> None:
         print(f"  randomization {level:5s}: {fps:7.0f} frames/s ({1e6 / fps:.0f} us/frame); per-episode set-up {episode_ms:.0f} ms")
 
 
-def _generate_once(frames: int, workers: int, randomize: str, folder: str, shard_frames: int = 1000, tracks: str = "tracks/train") -> float:
-    """Frames/s of `drivesim generate` (expert, 160x120 centre camera, gzip shards) into a fresh folder."""
+def _generate_once(frames: int, workers: int, randomize: str, folder: str, shard_frames: int = 1000, tracks: str = "tracks/train",
+                   seed: int = 7, keep: bool = False) -> float:
+    """Frames/s of `drivesim generate` (expert, 160x120 centre camera, gzip shards) into a fresh folder,
+    removed afterwards unless `keep`."""
     import shutil
 
     from drivesim.config import GenerateConfig, NoiseConfig
     from drivesim.generate import generate
 
     shutil.rmtree(folder, ignore_errors=True)
-    config = GenerateConfig(frames=frames, shard_frames=shard_frames, seed=7, tracks=tracks, randomization=RandomizationConfig.preset(randomize), noise=NoiseConfig(steering_std=0.1))
+    config = GenerateConfig(frames=frames, shard_frames=shard_frames, seed=seed, tracks=tracks, randomization=RandomizationConfig.preset(randomize), noise=NoiseConfig(steering_std=0.1))
     result = generate(config, folder, workers=workers, progress=False)
-    shutil.rmtree(folder, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
     return result.frames_per_second
 
 
-def _generated_episodes(randomize: str, folder: str, frames: int = 1000) -> list[list[np.ndarray]]:
-    """`frames` 160x120 centre-camera frames that `drivesim generate` makes at this randomization (seed 8,
-    tracks/train), episode by episode, in shards of 100: one look (sensor noise included) per 100 frames."""
+def _recorded_episodes(folder: str) -> list[list[np.ndarray]]:
+    """The centre-camera frames of a recording folder, episode by episode; the folder is removed."""
     import shutil
     from pathlib import Path
 
     import h5py
 
-    from drivesim.config import GenerateConfig, NoiseConfig
-    from drivesim.generate import generate
-
-    shutil.rmtree(folder, ignore_errors=True)
-    config = GenerateConfig(frames=frames, shard_frames=100, seed=8, tracks="tracks/train", randomization=RandomizationConfig.preset(randomize), noise=NoiseConfig(steering_std=0.1))
-    generate(config, folder, workers=1, progress=False)
     episodes = []
     for shard in sorted(Path(folder).glob("shard-*.h5")):
         with h5py.File(shard, "r") as f:
@@ -123,6 +122,13 @@ def _generated_episodes(randomize: str, folder: str, frames: int = 1000) -> list
             episodes.append([np.ascontiguousarray(image) for image in images[ids == episode]])
     shutil.rmtree(folder, ignore_errors=True)
     return episodes
+
+
+def _generated_episodes(randomize: str, folder: str, frames: int = 1000) -> list[list[np.ndarray]]:
+    """`frames` 160x120 centre-camera frames that `drivesim generate` makes at this randomization (seed 8,
+    tracks/train), episode by episode, in shards of 100: one look (sensor noise included) per 100 frames."""
+    _generate_once(frames, 1, randomize, folder, shard_frames=100, seed=8, keep=True)
+    return _recorded_episodes(folder)
 
 
 def _writer_streams(episodes: list[list[np.ndarray]]) -> list[bytes]:
@@ -141,10 +147,8 @@ def _writer_streams(episodes: list[list[np.ndarray]]) -> list[bytes]:
     return streams
 
 
-def _encoding_only_rate(randomize: str, folder: str) -> float:
-    """Frames/s, one thread, of deflating 160x120 frames of this randomization alone as the writer does: the
-    ceiling of a one-core writer."""
-    episodes = _generated_episodes(randomize, folder)
+def _encoding_only_rate(episodes: list[list[np.ndarray]]) -> float:
+    """Frames/s, one thread, of deflating these frames alone as the writer does: the ceiling of a one-core writer."""
     start = time.perf_counter()
     _writer_streams(episodes)
     return sum(map(len, episodes)) / (time.perf_counter() - start)
@@ -156,7 +160,11 @@ def car_racing_steps_per_second(steps: int) -> float | None:
         import gymnasium as gym
     except ImportError:
         return None
-    env = gym.make("CarRacing-v3")
+    try:
+        env = gym.make("CarRacing-v3")
+    except Exception as error:  # gymnasium without box2d raises its DependencyNotInstalled
+        print(f"  (CarRacing-v3 unavailable: {type(error).__name__}: {error})")
+        return None
     env.reset(seed=0)
     action = np.array([0.0, 0.3, 0.0], dtype=np.float32)
     start = time.perf_counter()
@@ -170,20 +178,25 @@ def car_racing_steps_per_second(steps: int) -> float | None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    import shutil
     import tempfile
 
     print(f"generation benchmark: one worker, expert (DART noise 0.1), 160x120 centre camera, gzip shards, {args.frames} frames")
     folder = tempfile.mkdtemp(prefix="bench-generate-")
-    car_racing = car_racing_steps_per_second(args.car_racing_steps)
-    print(f"  Gymnasium CarRacing-v3: {car_racing:.0f} steps/s" if car_racing else "  Gymnasium CarRacing-v3: not installed (pip install gymnasium box2d)")
-    for level in args.levels:
-        fps = _generate_once(args.frames, 1, level, folder)
-        ratio = f" = {fps / car_racing:.1f}x CarRacing-v3" if car_racing else ""
-        print(f"  randomization {level:5s}: {fps:6.0f} frames/s{ratio}")
-        # The ceiling of any one-core writer: encoding the frames alone, with nothing simulated or rendered.
-        fps = _encoding_only_rate(level, folder)
-        ratio = f" = {fps / car_racing:.1f}x CarRacing-v3" if car_racing else ""
-        print(f"  randomization {level:5s}, the writer's deflate of the same frames alone, one core: {fps:6.0f} frames/s{ratio}")
+    try:
+        car_racing = car_racing_steps_per_second(args.car_racing_steps)
+        print(f"  Gymnasium CarRacing-v3: {car_racing:.0f} steps/s" if car_racing else "  Gymnasium CarRacing-v3: not installed (pip install gymnasium box2d)")
+        _generate_once(200, 1, args.levels[0], folder)  # first-call costs (imports, caches) would count against the first level
+        for level in args.levels:
+            fps = _generate_once(args.frames, 1, level, folder, keep=True)
+            ratio = f" = {fps / car_racing:.1f}x CarRacing-v3" if car_racing else ""
+            print(f"  randomization {level:5s}: {fps:6.0f} frames/s{ratio}")
+            # The ceiling of any one-core writer: encoding the frames alone, with nothing simulated or rendered.
+            fps = _encoding_only_rate(_recorded_episodes(folder))
+            ratio = f" = {fps / car_racing:.1f}x CarRacing-v3" if car_racing else ""
+            print(f"  randomization {level:5s}, the writer's deflate of the same frames alone, one core: {fps:6.0f} frames/s{ratio}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def cmd_setup(args: argparse.Namespace) -> None:
@@ -228,11 +241,12 @@ def cmd_setup(args: argparse.Namespace) -> None:
     per_track = {name: 1000 * seconds / args.tracks for name, seconds in parts.items()}
     print(f"set-up benchmark: {args.tracks} fresh random tracks as `generate --tracks random` draws them, one core")
     print(f"  per shard: track {per_track['track']:.0f} ms + scene {per_track['scene']:.0f} ms "
-          f"(of which road field {per_track['road field']:.0f} ms, sprites {per_track['sprites']:.0f} ms)")
+          f"(its two largest parts, timed again on their own: road field {per_track['road field']:.0f} ms, sprites {per_track['sprites']:.0f} ms)")
     print(f"  per episode (randomization full): look and camera set-up {1000 * look_seconds / looks:.0f} ms")
 
 
 def cmd_compression(args: argparse.Namespace) -> None:
+    import shutil
     import tempfile
     import zlib
 
@@ -252,6 +266,15 @@ def cmd_compression(args: argparse.Namespace) -> None:
     print(f"image compression: {args.frames} generated 160x120 frames per randomization, one core; the writer deflates "
           f"each episode with zlib 1, or Huffman-only where that costs its first frame at most {HUFFMAN_ONLY_MAX_GROWTH:.0%} more bytes")
     print("  randomization  codec         KiB/frame  compress frames/s  inflate (zlib) frames/s")
+    try:
+        _compare_codecs(args, codecs, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _compare_codecs(args: argparse.Namespace, codecs: list, folder: str) -> None:
+    import zlib
+
     for randomize in args.levels:
         episodes = _generated_episodes(randomize, folder, args.frames)
         images = [image for frames in episodes for image in frames]
@@ -269,15 +292,23 @@ def cmd_compression(args: argparse.Namespace) -> None:
 
 
 def cmd_parallel(args: argparse.Namespace) -> None:
+    import shutil
     import tempfile
 
+    if args.frames <= args.shard_frames:
+        raise DrivesimError(f"--frames {args.frames} in shards of {args.shard_frames} is one shard, which generate writes in one process: "
+                            "give at least two shards' worth")
     folder = tempfile.mkdtemp(prefix="bench-parallel-")
     print(f"parallel benchmark: {args.frames} frames in shards of {args.shard_frames}, randomization {args.randomize}, tracks {args.tracks}")
     # Alternating and keeping the best of each: a shared machine's speed drifts by tens of per cent.
     ones, twos = [], []
-    for _ in range(args.repeats):
-        ones.append(_generate_once(args.frames, 1, args.randomize, folder, args.shard_frames, args.tracks))
-        twos.append(_generate_once(args.frames, 2, args.randomize, folder, args.shard_frames, args.tracks))
+    try:
+        _generate_once(min(args.frames, 200), 1, args.randomize, folder, args.shard_frames, args.tracks)  # first-call costs
+        for _ in range(args.repeats):
+            ones.append(_generate_once(args.frames, 1, args.randomize, folder, args.shard_frames, args.tracks))
+            twos.append(_generate_once(args.frames, 2, args.randomize, folder, args.shard_frames, args.tracks))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     one, two = max(ones), max(twos)
     runs = f" (best of {args.repeats}: {', '.join(f'{x:.0f}' for x in ones)} / {', '.join(f'{x:.0f}' for x in twos)})"
     print(f"  1 worker:  {one:6.0f} frames/s\n  2 workers: {two:6.0f} frames/s = {two / one:.2f}x{runs}")
@@ -307,18 +338,23 @@ def cmd_memory(args: argparse.Namespace) -> None:
     # the mixed-track line shows what a real run over tracks/train peaks at.
     longest = max(load_tracks("tracks/train"), key=lambda t: t.length)
     one_track = tempfile.mkdtemp(prefix="bench-memory-track-")
-    save_track(longest, f"{one_track}/{longest.name}.json")
-    print(f"memory benchmark: peak RSS of one generation worker (its own process), randomization {args.randomize}")
-    for label, tracks in ((f"one track ({longest.name}, {longest.length:.0f} m)", one_track), ("tracks/train", "tracks/train")):
-        peaks = []
-        for frames in args.frames:
-            start = time.perf_counter()
-            out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(frames), args.randomize, tracks], capture_output=True, text=True, check=True)
-            peak_mib = int(out.stdout.split()[-1]) / 1024
-            peaks.append(peak_mib)
-            print(f"  {label}: {frames:6d} frames: peak {peak_mib:6.0f} MiB ({time.perf_counter() - start:.0f} s)")
-        print(f"  {label}: largest / smallest: {max(peaks) / min(peaks):.3f}")
-    shutil.rmtree(one_track, ignore_errors=True)
+    try:
+        save_track(longest, f"{one_track}/{longest.name}.json")
+        print(f"memory benchmark: peak RSS of one generation worker (its own process), randomization {args.randomize}")
+        for label, tracks in ((f"one track ({longest.name}, {longest.length:.0f} m)", one_track), ("tracks/train", "tracks/train")):
+            peaks = []
+            for frames in args.frames:
+                start = time.perf_counter()
+                out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(frames), args.randomize, tracks], capture_output=True, text=True)
+                if out.returncode != 0:
+                    last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+                    raise DrivesimError(f"the {frames}-frame generation run failed: {last}")
+                peak_mib = int(out.stdout.split()[-1]) / 1024
+                peaks.append(peak_mib)
+                print(f"  {label}: {frames:6d} frames: peak {peak_mib:6.0f} MiB ({time.perf_counter() - start:.0f} s)")
+            print(f"  {label}: largest / smallest: {max(peaks) / min(peaks):.3f}")
+    finally:
+        shutil.rmtree(one_track, ignore_errors=True)
 
 
 def cmd_loader(args: argparse.Namespace) -> None:
@@ -345,10 +381,11 @@ def _loader_rates(args: argparse.Namespace, recording: str, generate_first: bool
         from drivesim.generate import generate
 
         generate(GenerateConfig(frames=args.frames, seed=3, tracks="tracks/train"), recording, progress=False)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(usable_cores())
     base = RecordingDataset(recording)
     frames = TrainingFrames(base, Preprocessing(), AugmentConfig(), ("center",), AugmentConfig().side_camera_correction)
-    print(f"loader benchmark: {len(base)} frames of {recording}, batch 64, shuffled")
+    print(f"loader benchmark: {len(base)} frames of {recording}, batch 64, shuffled; the loader and the training steps are "
+          "timed one after the other, each with the machine to itself (in training they share it)")
     for name, dataset in (("raw uint8 frames", base), ("training pipeline (augment + preprocess)", frames)):
         loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True, num_workers=args.workers, persistent_workers=False)
         start, count = time.perf_counter(), 0
@@ -425,7 +462,7 @@ def cmd_closedloop(args: argparse.Namespace) -> None:
 
     cv2.setNumThreads(1)
     # As in a single lock-step loop: torch uses every core (this script pins numpy and OpenCV to one).
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     policy = PolicyDriver(args.model)
     tracks = len(load_tracks(args.tracks))
     config = EvalConfig(tracks=args.tracks, laps=args.laps, randomization=RandomizationConfig.preset("light"))
@@ -457,8 +494,6 @@ def cmd_closedloop(args: argparse.Namespace) -> None:
             policy.predict(images)
         return rounds * tracks / (time.perf_counter() - start)
 
-    if args.repeats < 1:
-        sys.exit("--repeats must be at least 1")
     # This machine's speed drifts by tens of percent over minutes, so loop and replay alternate and
     # the best of each counts.
     loop_seconds, network_seconds = np.inf, np.inf
@@ -478,8 +513,9 @@ def cmd_closedloop(args: argparse.Namespace) -> None:
     network_ms, loop_ms, inside_ms = (1e3 * t / frames for t in (network_seconds, loop_seconds, logged.seconds))
     print(f"  per frame: {loop_ms:.2f} ms in the loop = {network_ms:.2f} ms network + {loop_ms - network_ms:.2f} ms rendering, physics, expert labels, set-up")
     print(f"  (the network's calls inside the last loop took {inside_ms:.2f} ms per frame)")
-    if cores > 1:
+    if cores > 1 and tracks > 1:
         # What `drivesim eval` does by default: the tracks shared out to one lock-step process per core.
+        torch.set_num_threads(cores)  # as before the one-thread rate above; the processes set their own
         start = time.perf_counter()
         shared = evaluate(policy, config, name="bench", workers=cores).overall["frames"]
         rate = shared / (time.perf_counter() - start)
@@ -495,66 +531,103 @@ def cmd_closedloop(args: argparse.Namespace) -> None:
               f"eval's processes = {rate / alone:.2f} of that")
 
 
+def at_least(minimum: int):
+    """An argparse type: an integer no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def positive(text: str) -> float:
+    """An argparse type: a number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def image_size(text: str) -> str:
+    """An argparse type: WxH, as 160x120."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and 16 <= int(p) <= 4096 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WxH with each side in [16, 4096], as 160x120")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="camera frames per second on one core")
-    render.add_argument("--frames", type=int, default=3000, help="frames per episode")
-    render.add_argument("--episodes", type=int, default=3, help="episodes (each on its own generated track) per level")
-    render.add_argument("--size", default="160x120", help="image size WxH")
-    render.add_argument("--length", type=float, default=1500.0, help="track length [m]")
+    render.add_argument("--frames", type=at_least(2), default=3000, help="frames per episode")
+    render.add_argument("--episodes", type=at_least(1), default=3, help="episodes (each on its own generated track) per level")
+    render.add_argument("--size", type=image_size, default="160x120", help="image size WxH")
+    render.add_argument("--length", type=positive, default=1500.0, help="track length [m]")
     render.add_argument("--levels", nargs="+", default=["none", "full"], choices=["none", "light", "full"])
     render.add_argument("--seed", type=int, default=0)
     render.set_defaults(func=cmd_render)
 
     gen = commands.add_parser("generate", help="one generation worker vs Gymnasium CarRacing-v3")
-    gen.add_argument("--frames", type=int, default=4000)
+    gen.add_argument("--frames", type=at_least(1), default=4000)
     gen.add_argument("--levels", nargs="+", default=["none", "full"], choices=["none", "light", "full"])
-    gen.add_argument("--car-racing-steps", type=int, default=1000)
+    gen.add_argument("--car-racing-steps", type=at_least(1), default=1000)
     gen.set_defaults(func=cmd_generate)
 
     setup = commands.add_parser("setup", help="per-shard (track, scene) and per-episode (look) set-up time")
-    setup.add_argument("--tracks", type=int, default=12, help="fresh random tracks")
-    setup.add_argument("--looks", type=int, default=2, help="full-randomization looks per track")
+    setup.add_argument("--tracks", type=at_least(1), default=12, help="fresh random tracks")
+    setup.add_argument("--looks", type=at_least(1), default=2, help="full-randomization looks per track")
     setup.add_argument("--seed", type=int, default=0)
     setup.set_defaults(func=cmd_setup)
     comp = commands.add_parser("compression", help="size and speed of the image codecs on generated frames")
-    comp.add_argument("--frames", type=int, default=1000)
+    comp.add_argument("--frames", type=at_least(1), default=1000)
     comp.add_argument("--levels", nargs="+", choices=["none", "light", "full"], default=["none", "full"])
     comp.set_defaults(func=cmd_compression)
 
     par = commands.add_parser("parallel", help="two generation workers vs one")
-    par.add_argument("--frames", type=int, default=8000)
-    par.add_argument("--shard-frames", type=int, default=500)
+    par.add_argument("--frames", type=at_least(2), default=8000)
+    par.add_argument("--shard-frames", type=at_least(1), default=500)
     par.add_argument("--randomize", default="full", choices=["none", "light", "full"])
-    par.add_argument("--repeats", type=int, default=3, help="alternating runs of each; the best counts")
+    par.add_argument("--repeats", type=at_least(1), default=3, help="alternating runs of each; the best counts")
     par.add_argument("--tracks", default="tracks/train", help="a track pool (its shards share scenes per process) or random (a scene per shard)")
     par.set_defaults(func=cmd_parallel)
 
     mem = commands.add_parser("memory", help="peak RSS of a generation worker as frames grow")
-    mem.add_argument("--frames", type=int, nargs="+", default=[2000, 50000])
+    mem.add_argument("--frames", type=at_least(1), nargs="+", default=[2000, 50000])
     mem.add_argument("--randomize", default="full", choices=["none", "light", "full"])
     mem.set_defaults(func=cmd_memory)
 
     loader = commands.add_parser("loader", help="torch DataLoader frames/s vs training frames/s")
     loader.add_argument("--recording", default=None, help="recording folder (default: generate one)")
-    loader.add_argument("--frames", type=int, default=4000, help="frames to generate when no --recording")
-    loader.add_argument("--workers", type=int, default=2)
+    loader.add_argument("--frames", type=at_least(1), default=4000, help="frames to generate when no --recording")
+    loader.add_argument("--workers", type=at_least(0), default=2)
     loader.add_argument("--model", default="pilotnet", choices=["pilotnet", "small"])
     loader.set_defaults(func=cmd_loader)
 
     closed = commands.add_parser("closedloop", help="closed-loop frames/s with a network driving vs its forward pass alone")
     closed.add_argument("--model", required=True, help="checkpoint folder or file")
     closed.add_argument("--tracks", default="tracks/holdout")
-    closed.add_argument("--laps", type=float, default=1.0, help="laps per track (fewer laps weigh per-track set-up more)")
-    closed.add_argument("--repeats", type=int, default=2, help="loop and replay alternate this many times; the best of each counts")
+    closed.add_argument("--laps", type=positive, default=1.0, help="laps per track (fewer laps weigh per-track set-up more)")
+    closed.add_argument("--repeats", type=at_least(1), default=2, help="loop and replay alternate this many times; the best of each counts")
     closed.set_defaults(func=cmd_closedloop)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except DrivesimError as error:  # a missing model, tracks or recording: the user's to fix, not a bug
+        sys.exit(f"benchmark.py: error: {error}")
 
 
 if __name__ == "__main__":

@@ -42,3 +42,19 @@ def test_benchmark_subcommand_runs_and_reports(command, repo_root):
     match = re.search(figure, result.stdout)
     assert match, result.stdout
     assert int(match.group(1)) > 0
+
+
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (["parallel", "--frames", "100", "--shard-frames", "100"], "one shard"),
+        (["closedloop", "--model", "no-such-model"], "no such checkpoint"),
+        (["render", "--frames", "1"], "must be at least 2"),
+        (["render", "--size", "160"], "WxH"),
+    ],
+)
+def test_benchmark_user_mistakes_get_one_line_and_no_traceback(args, reason, repo_root):
+    result = subprocess.run([sys.executable, "scripts/benchmark.py", *args], cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert reason in result.stderr
