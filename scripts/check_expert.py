@@ -16,18 +16,31 @@ from pathlib import Path
 
 from drivesim.config import EpisodeConfig
 from drivesim.drivers import ExpertDriver
+from drivesim.errors import DrivesimError
 from drivesim.loop import run_episode
 from drivesim.sim import World
 from drivesim.track import load_tracks
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tracks", type=Path, default=Path("tracks"), help="a track folder, or a folder of split folders")
+    parser.add_argument("--tracks", type=Path, default=REPO / "tracks", help="a track file or folder, or a folder of split folders (default: the repository's tracks/)")
     parser.add_argument("--laps", type=float, default=2.0)
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this Markdown file")
     args = parser.parse_args()
-    folders = sorted(p for p in args.tracks.iterdir() if p.is_dir()) or [args.tracks]
+    if not args.laps > 0:
+        parser.error("--laps must be above 0")
+    try:
+        return check(args)
+    except (DrivesimError, OSError) as error:  # missing tracks, an unwritable --out: one line, exit 2 (1 means a failed lap)
+        print(f"check_expert.py: error: {error}", file=sys.stderr)
+        return 2
+
+
+def check(args: argparse.Namespace) -> int:
+    folders = (sorted(p for p in args.tracks.iterdir() if p.is_dir()) or [args.tracks]) if args.tracks.is_dir() else [args.tracks]
     lines = [
         "| track | length [m] | width [m] | lanes | laps | off-road frames | max lane offset [m] | mean speed [m/s] |",
         "|---|---|---|---|---|---|---|---|",

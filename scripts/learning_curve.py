@@ -20,50 +20,89 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig, RigConfig
 from drivesim.drivers.policy import PolicyDriver
+from drivesim.errors import DrivesimError
 from drivesim.evaluate import EvalConfig, evaluate
 from drivesim.generate import generate
-from drivesim.learn import ModelConfig
+from drivesim.learn import ModelConfig, load_checkpoint
 from drivesim.learn.train import TrainConfig, train
 from drivesim.processes import usable_cores
 
 
 def main() -> None:
+    try:
+        run(parse_arguments())
+    except DrivesimError as error:  # a bad argument or file: one line, not a traceback
+        sys.exit(f"learning_curve.py: error: {error}")
+
+
+def at_least(minimum: int):
+    """An argparse type: an integer no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 10000, 30000])
+    parser.add_argument("--sizes", type=at_least(1), nargs="+", default=[1000, 3000, 10000, 30000], help="training-set sizes [frames]")
     parser.add_argument("--model", default="small", choices=["small", "pilotnet"])
-    parser.add_argument("--min-steps", type=int, default=1200, help="fewest optimisation steps of any training run")
-    parser.add_argument("--epochs", type=int, default=6, help="epochs for sizes large enough to reach --min-steps with them")
+    parser.add_argument("--min-steps", type=at_least(1), default=1200, help="fewest optimisation steps of any training run")
+    parser.add_argument("--epochs", type=at_least(1), default=6, help="epochs for sizes large enough to reach --min-steps with them")
     parser.add_argument("--eval-laps", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1, help="seeds the training data (the validation set is fixed: train_baseline.sh's)")
     parser.add_argument("--tracks", default="tracks/train", help="track folder for the training data, or random (a fresh track per shard)")
-    parser.add_argument("--shard-frames", type=int, default=1000, help="frames per shard; with random tracks, one track and look each")
+    parser.add_argument("--shard-frames", type=at_least(1), default=1000, help="frames per shard; with random tracks, one track and look each")
     parser.add_argument("--cameras", default="center", help="rig cameras of the training data (left and right add recovery views)")
     parser.add_argument("--baseline", type=Path, default=None, help="a trained checkpoint folder to add as a point (its frames: --baseline-frames)")
-    parser.add_argument("--baseline-frames", type=int, default=60000, help="training frames of --baseline (the shipped recipe's 60,000)")
+    parser.add_argument("--baseline-frames", type=at_least(1), default=60000, help="training frames of --baseline (the shipped recipe's 60,000)")
     args = parser.parse_args()
+    if args.eval_laps <= 0:
+        parser.error("--eval-laps must be above 0")
+    return args
+
+
+def run(args: argparse.Namespace) -> None:
     cameras = tuple(args.cameras.split(","))
+    rig = RigConfig(cameras=cameras)  # checked now, not after the validation set is made
+    eval_config = EvalConfig(tracks="tracks/holdout", laps=args.eval_laps)
+    baseline_log = None
+    if args.baseline is not None:  # checked now, not hours later when its row is due
+        load_checkpoint(args.baseline)
+        log_file = args.baseline / "train-log.json"
+        if not log_file.is_file():
+            raise DrivesimError(f"--baseline {args.baseline} has no train-log.json, which gives its validation loss and epochs")
+        baseline_log = json.loads(log_file.read_text())
 
     val = args.out / "val"
     generate(GenerateConfig(frames=3000, seed=2, tracks="tracks/val", randomization=RandomizationConfig.preset("full"), noise=NoiseConfig(steering_std=0.1)), val, progress=False)
-    rows = []
+    rows: list[dict] = []
 
     def closed_loop(model_dir: Path, name: str) -> dict:
-        overall = evaluate(PolicyDriver(model_dir), EvalConfig(tracks="tracks/holdout", laps=args.eval_laps), name=name, workers=usable_cores()).overall
+        overall = evaluate(PolicyDriver(model_dir), eval_config, name=name, workers=usable_cores()).overall
         return {"autonomy_pct": overall["autonomy_pct"], "interventions_per_km": overall["interventions_per_km"], "clean_lap_share": overall["clean_lap_share"]}
 
-    for size in sorted(args.sizes):
+    for size in sorted(set(args.sizes)):
         data = args.out / f"train-{size}"
         spec = GenerateConfig(
             frames=size,
             seed=args.seed,
             tracks=args.tracks,
             shard_frames=args.shard_frames,
-            rig=RigConfig(cameras=cameras),
+            rig=rig,
             randomization=RandomizationConfig.preset("full"),
             noise=NoiseConfig(steering_std=0.1),
         )
@@ -79,21 +118,26 @@ def main() -> None:
         row = {"frames": size, "epochs": epochs, "val_loss": summary["best_val_loss"], **closed_loop(model_dir, f"{size} frames"), "train_seconds": summary["seconds"]}
         print(json.dumps(row))
         rows.append(row)
-    if args.baseline is not None:
-        log = json.loads((args.baseline / "train-log.json").read_text())
+        write_results(rows, args.out)  # after every point: a run that fails later keeps what it measured
+    if baseline_log is not None:
+        log = baseline_log
         row = {"frames": args.baseline_frames, "epochs": log["config"]["epochs"], "val_loss": log["best_val_loss"], **closed_loop(args.baseline, str(args.baseline)), "train_seconds": log["seconds"]}
         print(json.dumps(row))
         rows.append(row)
+    print(write_results(rows, args.out))
 
-    (args.out / "learning-curve.json").write_text(json.dumps(rows, indent=1) + "\n")
+
+def write_results(rows: list[dict], out: Path) -> str:
+    """learning-curve.json, .md and .png for the points so far; returns the Markdown table."""
+    (out / "learning-curve.json").write_text(json.dumps(rows, indent=1) + "\n")
     lines = ["| training frames | epochs | val loss | autonomy % | interventions/km | clean laps | training time [s] |", "|---|---|---|---|---|---|---|"]
     lines += [
         f"| {r['frames']} | {r['epochs']} | {r['val_loss']:.5f} | {r['autonomy_pct']:.2f} | {r['interventions_per_km']:.2f} | {'-' if r['clean_lap_share'] is None else format(r['clean_lap_share'], '.0%')} | {r['train_seconds']:.0f} |"
         for r in rows
     ]
-    (args.out / "learning-curve.md").write_text("\n".join(lines) + "\n")
-    plot(rows, args.out / "learning-curve.png")
-    print("\n".join(lines))
+    (out / "learning-curve.md").write_text("\n".join(lines) + "\n")
+    plot(rows, out / "learning-curve.png")
+    return "\n".join(lines)
 
 
 def plot(rows: list[dict], path: Path) -> None:

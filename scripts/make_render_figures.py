@@ -13,6 +13,7 @@ Small frames are enlarged with nearest-neighbour so their pixels stay visible.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
@@ -64,7 +65,8 @@ def pad(image: np.ndarray, border: int = 4) -> np.ndarray:
 
 
 def save(path: Path, image: np.ndarray) -> None:
-    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):  # OpenCV warns and returns False
+        sys.exit(f"make_render_figures.py: error: could not write {path}")
     print(f"wrote {path} ({image.shape[1]}x{image.shape[0]})")
 
 

@@ -11,14 +11,16 @@ own answer against offset.
 
 Why: closed-loop drift (a car that settles a metre off its lane) comes from
 a bias at the lane centre that the network's lateral gain cannot cancel.
-The steady offset is roughly bias / |gain|, so this table tells, in a
-minute and without driving, which tracks a network will drift on and why.
+The steady offset is roughly bias / |gain|, so this table tells, in two or
+three minutes for the ten holdout tracks and without driving, which tracks
+a network will drift on and why.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
@@ -27,6 +29,7 @@ import numpy as np  # noqa: E402
 from drivesim.config import CarConfig, ExpertConfig, RandomizationConfig, RigConfig, WorldConfig  # noqa: E402
 from drivesim.drivers.expert import ExpertDriver  # noqa: E402
 from drivesim.drivers.policy import PolicyDriver  # noqa: E402
+from drivesim.errors import DrivesimError  # noqa: E402
 from drivesim.render.frame_source import RigView  # noqa: E402
 from drivesim.sim.world import World  # noqa: E402
 from drivesim.track import Track, load_tracks  # noqa: E402
@@ -66,12 +69,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="checkpoint folder or file")
     parser.add_argument("--tracks", default="tracks/holdout", help="track folder or file")
-    parser.add_argument("--positions", type=int, default=60, help="points along each track")
+    parser.add_argument("--positions", type=int, default=60, help="points along each track (at least 1)")
     parser.add_argument("--speed", type=float, default=ExpertConfig.max_speed, help="car speed [m/s] (default: the policy's cruise speed)")
     parser.add_argument("--seed", type=int, default=0, help="seeds each track's appearance, as drivesim eval --seed does for look 0")
     parser.add_argument("--randomize", default="light", choices=("none", "light", "full"), help="look of the world (eval uses light)")
     args = parser.parse_args()
+    if args.positions < 1:
+        parser.error("--positions must be at least 1")
+    if not args.speed > 0:
+        parser.error("--speed must be above 0 m/s")
+    try:
+        probe(args)
+    except DrivesimError as error:  # a missing model or tracks: one line, not a traceback
+        sys.exit(f"probe_lateral.py: error: {error}")
 
+
+def probe(args: argparse.Namespace) -> None:
     policy = PolicyDriver(args.model)
     header = " ".join(f"{o:+6.1f}" for o in OFFSETS)
     print(f"network - expert steering (normalized) by offset from the lane centre [m]: {args.model}")

@@ -1,0 +1,62 @@
+"""The scripts other than benchmark.py (tests/test_benchmark_script.py): what they reproduce, and user mistakes.
+
+Each runs as a user runs it, `python scripts/NAME.py ...` in a subprocess, at the smallest size that
+shows the behaviour.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import subprocess
+import sys
+
+import pytest
+
+
+def run_script(repo_root, name, *args, cwd=None):
+    return subprocess.run([sys.executable, str(repo_root / "scripts" / name), *args], cwd=cwd or repo_root, capture_output=True, text=True, timeout=300)
+
+
+def test_make_bundled_tracks_reproduces_the_committed_tracks_from_any_folder(repo_root, tmp_path):
+    result = run_script(repo_root, "make_bundled_tracks.py", "--out", str(tmp_path / "tracks"), "--preview", str(tmp_path / "preview.png"), cwd=tmp_path.parent)
+    assert result.returncode == 0, result.stderr
+    for split in ("train", "val", "holdout"):
+        committed = sorted(p.name for p in (repo_root / "tracks" / split).glob("*.json"))
+        made = sorted(p.name for p in (tmp_path / "tracks" / split).glob("*.json"))
+        assert made == committed
+        match, mismatch, errors = filecmp.cmpfiles(repo_root / "tracks" / split, tmp_path / "tracks" / split, committed, shallow=False)
+        assert not mismatch and not errors
+
+
+def test_make_bundled_tracks_refuses_a_folder_holding_other_tracks(repo_root, tmp_path):
+    mine = tmp_path / "tracks" / "val" / "my-track.json"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("{}")
+    result = run_script(repo_root, "make_bundled_tracks.py", "--out", str(tmp_path / "tracks"), "--preview", str(tmp_path / "p.png"))
+    assert result.returncode != 0
+    assert "my-track.json" in result.stderr and "Traceback" not in result.stderr
+    assert mine.read_text() == "{}"
+    assert not (tmp_path / "tracks" / "train").exists()  # refused before writing anything
+
+
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (["--baseline", "no-such-model"], "no such checkpoint"),
+        (["--cameras", "center,middle"], "unknown camera"),
+        (["--sizes", "0"], "at least 1"),
+    ],
+)
+def test_learning_curve_refuses_bad_arguments_before_generating_anything(repo_root, tmp_path, args, reason):
+    out = tmp_path / "curve"
+    result = run_script(repo_root, "learning_curve.py", "--out", str(out), "--sizes", "100", *args)
+    assert result.returncode != 0
+    assert reason in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_check_expert_and_probe_give_one_line_for_a_missing_input(repo_root, tmp_path):
+    result = run_script(repo_root, "check_expert.py", "--tracks", str(tmp_path / "none"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "no such track" in result.stderr
+    result = run_script(repo_root, "probe_lateral.py", "--model", str(tmp_path / "none"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr and "no such checkpoint" in result.stderr
