@@ -55,6 +55,10 @@ def test_round_trip_plain_h5py_and_dataset(tiny_recording):
     assert extras["state/speed"].item() > 5.0
     loader = torch.utils.data.DataLoader(dataset, batch_size=32, num_workers=2, shuffle=True)
     assert sum(len(batch[0]) for batch in loader) == 240
+    # Every attribute but the version ones is JSON text, and comes back decoded.
+    attrs = open_recording(tiny_recording).attrs(1)
+    assert attrs["generator"]["shard"] == 1 and isinstance(attrs["tracks"], list)
+    assert isinstance(attrs["drivesim_version"], str) and attrs["schema_version"] == 1
 
 
 def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path, repo_root):

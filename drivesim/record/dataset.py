@@ -49,11 +49,15 @@ class RecordingDataset(Dataset):
     Each sample is one frame of one camera: `(image, label)`, or
     `(image, label, extras)` when `extras` are asked for or several cameras
     are used. `image` is a uint8 tensor (3, H, W); `label` a float32 tensor
-    with one value per entry of `labels`; `extras` maps each name in
-    `extras` to a 0-d tensor of its dtype, and "camera" to the camera's
-    index in `cameras` when there are several. `transform(image, label)`
-    returns the pair to use instead (augmentations that mirror an image
-    must mirror the steering too).
+    with one value per entry of `labels`; `extras` maps the full schema
+    name of each field in `extras` (`extras=("speed",)` gives
+    `extras["state/speed"]`) to a 0-d tensor of its dtype, and "camera" to the
+    camera's index in `cameras` when there are several. `transform(image,
+    label)` returns the pair to use instead (augmentations that mirror an
+    image must mirror the steering too; it runs before any side-camera
+    correction a caller adds from extras["camera"], and a mirrored left
+    frame is a right one, so add the correction inside `transform` or not
+    mirror side frames).
     """
 
     def __init__(
@@ -67,6 +71,8 @@ class RecordingDataset(Dataset):
     ) -> None:
         if isinstance(folders, (str, Path)):
             folders = [folders]
+        if extras is None:
+            extras = ()
         # One name alone is a common way to ask for one camera or label; iterating it would ask for its letters.
         cameras, labels, extras = ((names,) if isinstance(names, str) else names for names in (cameras, labels, extras))
         if not folders or not cameras or not labels:
@@ -76,6 +82,10 @@ class RecordingDataset(Dataset):
             raise RecordingError(f"unknown camera(s) {unknown}; cameras are {list(CAMERA_NAMES)}")
         if max_open_files < 1:
             raise RecordingError(f"max_open_files must be at least 1, got {max_open_files}")
+        resolved = [Path(folder).resolve() for folder in folders]
+        repeated = sorted({str(folder) for folder in folders if resolved.count(Path(folder).resolve()) > 1})
+        if repeated:  # every frame would be a sample twice, and validation splits would leak
+            raise RecordingError(f"recording(s) given more than once: {', '.join(repeated)}")
         self.recordings = [open_recording(folder) for folder in folders]
         """The checked recordings, in the order given."""
         self.cameras = tuple(cameras)
@@ -91,7 +101,8 @@ class RecordingDataset(Dataset):
         for camera in self.cameras:
             shapes = {tuple(r.cameras[camera]) if camera in r.cameras else None for r in self.recordings}
             if None in shapes:
-                raise RecordingError(f"camera {camera!r} is not in every recording: {[str(r.folder) for r in self.recordings]}")
+                lacking = [str(r.folder) for r in self.recordings if camera not in r.cameras]
+                raise RecordingError(f"camera {camera!r} is not in {', '.join(lacking)}")
             if len(shapes) > 1:
                 raise RecordingError(f"camera {camera!r} has different image sizes across recordings: {sorted(shapes)}")
         self._shards = [(r, i) for r in self.recordings for i in range(len(r.shards))]
@@ -149,7 +160,7 @@ class RecordingDataset(Dataset):
                 extras = {name: f[name][...] for name in self.extras}
             except OSError as error:
                 f.close()
-                raise RecordingError(f"{self._path(shard)}: cannot read labels, the file is corrupt ({error})") from None
+                raise RecordingError(f"{self._path(shard)}: cannot read the label and extra fields, the file is corrupt ({error})") from None
             self._columns[shard] = (label, extras)
         images = {camera: f["images/" + camera] for camera in self.cameras}
         self._files[shard] = (f, images)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,9 @@ from drivesim.record.schema import (
 )
 
 JSON_ATTRS = ("config", "camera_intrinsics", "tracks")
-"""Shard attributes that hold JSON text."""
+"""Shard attributes that every shard holds as JSON text."""
+PLAIN_ATTRS = ("schema_version", "drivesim_version")
+"""The shard attributes that are not JSON text: every other one, the writer's extras included, is."""
 
 
 def open_shard(path: Path) -> h5py.File:
@@ -68,25 +71,47 @@ def _json_attr(path: Path, f: h5py.File, key: str) -> Any:
         raise RecordingError(f"{path}: attribute {key!r} is missing or not JSON ({error})") from None
 
 
+# What h5py raises for a file whose HDF5 structure is damaged past its header (bad object headers, heaps,
+# B-trees): a corrupt shard, not a bug, so it becomes a RecordingError like a truncated one.
+_CORRUPT_HDF5 = (OSError, KeyError, RuntimeError, ValueError, TypeError, UnicodeDecodeError)
+
+
 def check_shard(path: Path, info: ShardInfo) -> None:
-    """Check one shard's size, schema version, datasets, dtypes and frame count against the schema and `info`."""
-    size = path.stat().st_size
+    """Check one shard's size, schema version, datasets, dtypes, frame count and chunk count against the schema and `info`."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise RecordingError(f"{path}: shard is missing (or a link to a missing file)") from None
     if size != info.size:
         raise RecordingError(f"{path}: {size} bytes but the manifest says {info.size}; the file is truncated or was changed")
     fields = shard_fields(info.cameras)
     with open_shard(path) as f:
-        _check_version(path, f)
-        present = set()
-        f.visit(lambda name: present.add(name) if isinstance(f[name], h5py.Dataset) else None)
-        unknown = sorted(present - set(fields))
-        missing = sorted(set(fields) - present)
-        if unknown or missing:
-            raise RecordingError(f"{path}: datasets do not match the schema (missing: {missing}, unknown: {unknown})")
-        for name, field in fields.items():
-            dataset = f[name]
-            expected = (info.frames, *field.shape)
-            if dataset.dtype != field.np_dtype or dataset.shape != expected:
-                raise RecordingError(f"{path}: {name} is {dataset.dtype} {dataset.shape}, expected {field.dtype} {expected}")
+        try:
+            _check_layout(path, f, info, fields)
+        except RecordingError:
+            raise
+        except _CORRUPT_HDF5 as error:
+            raise RecordingError(f"{path}: corrupt HDF5 structure ({type(error).__name__}: {error})") from None
+
+
+def _check_layout(path: Path, f: h5py.File, info: ShardInfo, fields: Mapping[str, Any]) -> None:
+    _check_version(path, f)
+    present = set()
+    f.visit(lambda name: present.add(name) if isinstance(f[name], h5py.Dataset) else None)
+    unknown = sorted(present - set(fields))
+    missing = sorted(set(fields) - present)
+    if unknown or missing:
+        raise RecordingError(f"{path}: datasets do not match the schema (missing: {missing}, unknown: {unknown})")
+    for name, field in fields.items():
+        dataset = f[name]
+        expected = (info.frames, *field.shape)
+        if dataset.dtype != field.np_dtype or dataset.shape != expected:
+            raise RecordingError(f"{path}: {name} is {dataset.dtype} {dataset.shape}, expected {field.dtype} {expected}")
+        # HDF5 reads a chunk that was never written as zeros, without an error: a black frame with a
+        # real label. The writer writes every chunk, so a missing one means a damaged file.
+        chunks = math.ceil(info.frames / dataset.chunks[0]) if dataset.chunks else None
+        if chunks is not None and dataset.id.get_num_chunks() != chunks:
+            raise RecordingError(f"{path}: {name} holds {dataset.id.get_num_chunks()} chunks, expected {chunks}; the file is damaged")
 
 
 def shard_info_from_file(path: str | Path) -> tuple[ShardInfo, Any]:
@@ -142,12 +167,12 @@ class Recording:
         return self.folder / self.shards[shard].file
 
     def attrs(self, shard: int) -> dict[str, Any]:
-        """The attributes of shard number `shard`, JSON ones decoded."""
+        """The attributes of shard number `shard`, JSON ones (all but `PLAIN_ATTRS`) decoded."""
         path = self.shard_path(shard)
         with open_shard(path) as f:
             out = {}
             for key, value in f.attrs.items():
-                if key in JSON_ATTRS:
+                if key not in PLAIN_ATTRS:
                     out[key] = _json_attr(path, f, key)
                 else:
                     out[key] = value.decode() if isinstance(value, bytes) else value.item() if isinstance(value, np.generic) else value
@@ -219,9 +244,26 @@ def verify_recording(folder: str | Path) -> Recording:
     return recording
 
 
+def _chunk_filter_masks(dataset: h5py.Dataset) -> list[int]:
+    """The filter mask of every stored chunk of `dataset` (0: every filter, checksum included, applies)."""
+    masks: list[int] = []
+    if hasattr(dataset.id, "chunk_iter"):  # HDF5 1.14+: one pass over the chunk index
+        dataset.id.chunk_iter(lambda chunk: masks.append(chunk.filter_mask))
+    else:
+        masks = [dataset.id.get_chunk_info(i).filter_mask for i in range(dataset.id.get_num_chunks())]
+    return masks
+
+
 def _check_images(path: Path) -> None:
     with open_shard(path) as f:
+        for name in FIELDS_BY_NAME:
+            # A chunk whose mask skips the filters is read raw: no inflating, no fletcher32. The writer never
+            # skips a filter, so a set bit means a damaged chunk index, which would read as garbage unchecked.
+            if any(_chunk_filter_masks(f[name])):
+                raise RecordingError(f"{path}: {name} has a chunk stored without its filters; the chunk index is damaged")
         for name, dataset in f["images"].items():
+            if any(_chunk_filter_masks(dataset)):
+                raise RecordingError(f"{path}: images/{name} has a chunk stored without its filters; the chunk index is damaged")
             for start in range(0, len(dataset), VERIFY_BLOCK):
                 end = min(start + VERIFY_BLOCK, len(dataset))
                 try:
@@ -241,4 +283,4 @@ def _decodes(dataset: h5py.Dataset, frame: int) -> bool:
     return True
 
 
-__all__ = ["JSON_ATTRS", "Recording", "check_shard", "file_sha256", "shard_info_from_file", "open_recording", "open_shard", "verify_recording"]
+__all__ = ["JSON_ATTRS", "PLAIN_ATTRS", "Recording", "check_shard", "file_sha256", "shard_info_from_file", "open_recording", "open_shard", "verify_recording"]

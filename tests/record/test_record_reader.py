@@ -24,7 +24,7 @@ from drivesim.record import (
     verify_recording,
     write_manifest,
 )
-from drivesim.record.reader import file_sha256
+from drivesim.record.reader import check_shard, file_sha256
 
 
 def test_dataset_matches_the_written_frames(recording):
@@ -97,8 +97,14 @@ def test_several_cameras_and_folders_and_transform(tmp_path):
     assert extras == {"camera": torch.tensor(1)}
     np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(), expected["images/left"][:, ::-1])
     assert label.item() == -np.float32(expected["labels/steering"])
-    with pytest.raises(RecordingError, match="camera 'right' is not in every recording"):
+    with pytest.raises(RecordingError, match="camera 'right' is not in .*run0, .*run1"):
         RecordingDataset(folders, cameras=("right",))
+    with RecordingWriter(tmp_path / "run2", {**cameras, "right": cameras["left"]}, ATTRS, seeds=2) as writer:
+        write_frames(writer, [2], first_episode=20, cameras={**cameras, "right": cameras["left"]})
+    with pytest.raises(RecordingError, match=r"camera 'right' is not in \S*run0, \S*run1$"):  # only those lacking it
+        RecordingDataset([*folders, tmp_path / "run2"], cameras=("right",))
+    with pytest.raises(RecordingError, match="given more than once"):
+        RecordingDataset([folders[0], folders[1], str(folders[0]) + "/"])
     with pytest.raises(RecordingError, match="unknown field 'steer'"):
         RecordingDataset(folders, labels=("steer",))
 
@@ -228,6 +234,88 @@ def test_verify_decodes_every_image_chunk(tmp_path):
     open_recording(folder)
     with pytest.raises(RecordingError, match=r"shard-00000.h5: images/center frame 7 does not decode"):
         verify_recording(folder)
+
+
+def _rewrite_manifest_entry(folder, path):
+    """The manifest, updated for a shard file changed in place (as if it had been written so)."""
+    manifest = read_manifest(folder)
+    shards = [dataclasses.replace(info, size=path.stat().st_size, sha256=file_sha256(path)) if info.file == path.name else info
+              for info in manifest.shards]
+    write_manifest(folder, shards, manifest.config, manifest.seeds)
+
+
+def test_a_shard_missing_an_image_chunk_is_refused(tmp_path):
+    # HDF5 reads a chunk that was never written as zeros: a black frame with a real label, and no error.
+    folder = tmp_path / "rec"
+    with RecordingWriter(folder, CAMERAS, ATTRS, seeds=None, shard_frames=30) as writer:
+        write_frames(writer, [7, 12, 5, 9])
+    path = folder / shard_name(0)
+    damaged = tmp_path / "copy.h5"
+    with h5py.File(path, "r") as src, h5py.File(damaged, "w") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        for group in src:
+            dst.require_group(group)
+            for name, dataset in src[group].items():
+                if f"{group}/{name}" != "images/center":
+                    src.copy(dataset, dst.require_group(group), name)
+        images = src["images/center"]
+        copy = dst["images"].create_dataset("center", images.shape, images.dtype, chunks=images.chunks,
+                                            compression="gzip", fletcher32=True)
+        for i in range(len(images)):
+            if i != 5:
+                copy[i] = images[i]
+    shutil.move(damaged, path)
+    with pytest.raises(RecordingError, match="images/center holds 32 chunks, expected 33"):
+        shard_info_from_file(path)
+    _rewrite_manifest_entry(folder, path)
+    with pytest.raises(RecordingError, match="shard-00000.h5: images/center holds 32 chunks"):
+        RecordingDataset(folder)
+
+
+def test_verify_refuses_a_chunk_stored_without_its_filters(tmp_path):
+    # A chunk whose filter mask skips inflating and fletcher32 is read raw, unchecked: a damaged chunk index.
+    folder = tmp_path / "rec"
+    with RecordingWriter(folder, CAMERAS, ATTRS, seeds=None, shard_frames=30) as writer:
+        write_frames(writer, [7, 12, 5, 9])
+    path = folder / shard_name(0)
+    with h5py.File(path, "r+") as f:
+        images = f["images/center"]
+        images.id.write_direct_chunk((3, 0, 0, 0), images[3].tobytes(), filter_mask=0b11)
+    _rewrite_manifest_entry(folder, path)
+    open_recording(folder)
+    with pytest.raises(RecordingError, match="images/center has a chunk stored without its filters"):
+        verify_recording(folder)
+
+
+def test_damaged_hdf5_structure_is_a_recording_error_not_an_h5py_one(recording, tmp_path):
+    # Bytes flipped across the start of a shard, where HDF5 keeps its object headers, heaps and B-trees:
+    # every outcome is a clean pass (the bytes were data) or a RecordingError, never h5py's own exception.
+    folder, _ = recording
+    info = open_recording(folder).shards[0]
+    data = (folder / info.file).read_bytes()
+    damaged = tmp_path / info.file
+    outcomes = set()
+    for offset in range(0, min(len(data), 8192), 32):
+        copy = bytearray(data)
+        for k in range(4):
+            copy[offset + k] ^= 0x5A
+        damaged.write_bytes(bytes(copy))
+        try:
+            check_shard(damaged, info)
+            outcomes.add("passed")
+        except RecordingError:
+            outcomes.add("refused")
+    assert "refused" in outcomes
+
+
+def test_a_broken_link_to_a_shard_is_a_missing_shard(recording):
+    folder, _ = recording
+    path = folder / "shard-00001.h5"
+    path.unlink()
+    path.symlink_to(folder / "nowhere.h5")
+    with pytest.raises(RecordingError, match="shard-00001.h5: shard is missing"):
+        open_recording(folder)
 
 
 def test_manifest_checks(recording):
