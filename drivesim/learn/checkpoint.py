@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from drivesim import __version__
 from drivesim.config import ConfigError, from_dict, to_dict
@@ -63,10 +63,26 @@ def save_checkpoint(path: Path | str, model: DrivingNet, preprocessing: Preproce
     }
     tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.chmod(tmp, 0o666 & ~_umask())  # safetensors makes its files owner-only; give it the mode any file gets
+    # Written here rather than by safetensors' save_file, which makes files owner-only.
+    with open(tmp, "wb") as f:
+        f.write(_sorted_header(save(tensors, metadata=metadata)))
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
     return path
+
+
+def _sorted_header(data: bytes) -> bytes:
+    """safetensors bytes with the JSON header's keys sorted.
+
+    safetensors writes the metadata map in an order that changes from call
+    to call, so the same weights and metadata gave different file bytes.
+    Tensor data offsets count from the end of the header, so they stay valid.
+    """
+    length = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + length]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the format pads the header with spaces to 8-byte alignment
+    return len(header).to_bytes(8, "little") + header + data[8 + length :]
 
 
 def load_checkpoint(path: Path | str) -> Checkpoint:
@@ -106,9 +122,3 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     model.eval()
     return Checkpoint(model, model_config, preprocessing, training, file)
 
-
-def _umask() -> int:
-    """This process's umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -4,9 +4,8 @@ Reads top to bottom: arguments, data, model, loop, checkpoint. Each epoch
 trains on the training frames, measures the validation loss, and keeps the
 best checkpoint; a JSON log and a loss-curve PNG are written beside it.
 Deterministic given the seed on CPU: the same data and arguments give the
-same weights and the same checkpoint metadata (no timings; train-log.json
-has those). The file's bytes can still differ, as safetensors writes its
-header's keys in no fixed order.
+same checkpoint file, byte for byte (no timings in it; train-log.json has
+those).
 """
 
 from __future__ import annotations

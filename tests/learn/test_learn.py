@@ -139,10 +139,11 @@ def test_training_is_deterministic(tiny_recording, tmp_path):
     def run(name):
         config = TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / name), model=ModelConfig("small"), epochs=1, batch=16, workers=0, max_steps=4)
         train(config, progress=False, log=lambda _: None)
-        return load_checkpoint(tmp_path / name).model.state_dict()
+        return (tmp_path / name / "model.safetensors").read_bytes()
 
-    a, b = run("a"), run("b")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    # The same bytes, header included: safetensors writes its metadata keys in a different order each
+    # call, which the checkpoint writer sorts away.
+    assert run("a") == run("b")
 
 
 def test_preprocessing_shapes_and_range():
