@@ -323,7 +323,7 @@ def _generated_index(path: Path) -> int | None:
         with h5py.File(path, "r") as f:
             value = f.attrs["generator"]
         return int(json.loads(value.decode() if isinstance(value, bytes) else value)["shard"])
-    except (OSError, KeyError, TypeError, ValueError):
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError):  # RuntimeError: h5py on damaged HDF5 structure
         return None
 
 

@@ -69,8 +69,8 @@ class RecordingDataset(Dataset):
         transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
         max_open_files: int = 64,
     ) -> None:
-        if isinstance(folders, (str, Path)):
-            folders = [folders]
+        # Read once: a generator (Path.glob) would be used up by the checks below and leave no recordings.
+        folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
         if extras is None:
             extras = ()
         # One name alone is a common way to ask for one camera or label; iterating it would ask for its letters.

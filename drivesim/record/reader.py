@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,17 @@ def _json_attr(path: Path, f: h5py.File, key: str) -> Any:
 _CORRUPT_HDF5 = (OSError, KeyError, RuntimeError, ValueError, TypeError, UnicodeDecodeError)
 
 
+@contextmanager
+def _damage_is_a_recording_error(path: Path) -> Iterator[None]:
+    """Turn h5py's exceptions while reading an open shard's structure into a RecordingError (cause kept)."""
+    try:
+        yield
+    except RecordingError:
+        raise
+    except _CORRUPT_HDF5 as error:
+        raise RecordingError(f"{path}: corrupt HDF5 structure ({type(error).__name__}: {error})") from error
+
+
 def check_shard(path: Path, info: ShardInfo) -> None:
     """Check one shard's size, schema version, datasets, dtypes, frame count and chunk count against the schema and `info`."""
     try:
@@ -85,13 +97,8 @@ def check_shard(path: Path, info: ShardInfo) -> None:
     if size != info.size:
         raise RecordingError(f"{path}: {size} bytes but the manifest says {info.size}; the file is truncated or was changed")
     fields = shard_fields(info.cameras)
-    with open_shard(path) as f:
-        try:
-            _check_layout(path, f, info, fields)
-        except RecordingError:
-            raise
-        except _CORRUPT_HDF5 as error:
-            raise RecordingError(f"{path}: corrupt HDF5 structure ({type(error).__name__}: {error})") from None
+    with open_shard(path) as f, _damage_is_a_recording_error(path):
+        _check_layout(path, f, info, fields)
 
 
 def _check_layout(path: Path, f: h5py.File, info: ShardInfo, fields: Mapping[str, Any]) -> None:
@@ -110,7 +117,8 @@ def _check_layout(path: Path, f: h5py.File, info: ShardInfo, fields: Mapping[str
         # HDF5 reads a chunk that was never written as zeros, without an error: a black frame with a
         # real label. The writer writes every chunk, so a missing one means a damaged file.
         chunks = math.ceil(info.frames / dataset.chunks[0]) if dataset.chunks else None
-        if chunks is not None and dataset.id.get_num_chunks() != chunks:
+        # get_num_chunks needs HDF5 1.10.5+ under h5py; without it the check is skipped (verify still decodes all).
+        if chunks is not None and hasattr(dataset.id, "get_num_chunks") and dataset.id.get_num_chunks() != chunks:
             raise RecordingError(f"{path}: {name} holds {dataset.id.get_num_chunks()} chunks, expected {chunks}; the file is damaged")
 
 
@@ -123,7 +131,7 @@ def shard_info_from_file(path: str | Path) -> tuple[ShardInfo, Any]:
     path = Path(path)
     if not SHARD_PATTERN.match(path.name):
         raise RecordingError(f"{path}: not a shard file name (shard-00003.h5)")
-    with open_shard(path) as f:
+    with open_shard(path) as f, _damage_is_a_recording_error(path):
         _check_version(path, f)
         tracks = _json_attr(path, f, "tracks")
         config = _json_attr(path, f, "config")
@@ -167,15 +175,23 @@ class Recording:
         return self.folder / self.shards[shard].file
 
     def attrs(self, shard: int) -> dict[str, Any]:
-        """The attributes of shard number `shard`, JSON ones (all but `PLAIN_ATTRS`) decoded."""
+        """The attributes of shard number `shard`: `JSON_ATTRS` decoded (RecordingError if they are not JSON), the
+        version ones as stored, and any other attribute decoded when it is JSON text (the writer's always are:
+        `generator`, for one), else as stored (one added with plain h5py, say)."""
         path = self.shard_path(shard)
         with open_shard(path) as f:
             out = {}
             for key, value in f.attrs.items():
-                if key not in PLAIN_ATTRS:
+                plain = value.decode() if isinstance(value, bytes) else value.item() if isinstance(value, np.generic) else value
+                if key in JSON_ATTRS:
                     out[key] = _json_attr(path, f, key)
+                elif key not in PLAIN_ATTRS and isinstance(plain, str):
+                    try:
+                        out[key] = json.loads(plain)
+                    except ValueError:
+                        out[key] = plain
                 else:
-                    out[key] = value.decode() if isinstance(value, bytes) else value.item() if isinstance(value, np.generic) else value
+                    out[key] = plain
         return out
 
     def read(self, name: str, shard: int) -> np.ndarray:
@@ -217,11 +233,13 @@ VERIFY_BLOCK = 256
 
 
 def verify_recording(folder: str | Path) -> Recording:
-    """`open_recording`, then check each shard's SHA-256, every scalar value against the schema, and decode every image.
+    """`open_recording`, then check each shard's SHA-256, every scalar value against the schema, that no chunk
+    skips its filters, and decode every image.
 
     Decoding makes HDF5 inflate each image chunk and check its fletcher32: a
     SHA-256 matching the manifest shows the file is what was written, not
-    that what was written decodes.
+    that what was written decodes. A chunk whose filter mask skips the
+    filters would be read raw, its checksum unchecked.
     """
     recording = open_recording(folder)
     for index, info in enumerate(recording.shards):
@@ -247,9 +265,9 @@ def verify_recording(folder: str | Path) -> Recording:
 def _chunk_filter_masks(dataset: h5py.Dataset) -> list[int]:
     """The filter mask of every stored chunk of `dataset` (0: every filter, checksum included, applies)."""
     masks: list[int] = []
-    if hasattr(dataset.id, "chunk_iter"):  # HDF5 1.14+: one pass over the chunk index
+    if hasattr(dataset.id, "chunk_iter"):  # HDF5 1.12.3+ / 1.10.10+: one pass over the chunk index
         dataset.id.chunk_iter(lambda chunk: masks.append(chunk.filter_mask))
-    else:
+    elif hasattr(dataset.id, "get_chunk_info"):  # older HDF5: a walk of the index per chunk, slower but the same
         masks = [dataset.id.get_chunk_info(i).filter_mask for i in range(dataset.id.get_num_chunks())]
     return masks
 
