@@ -63,12 +63,18 @@ def save_checkpoint(path: Path | str, model: DrivingNet, preprocessing: Preproce
     }
     tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
-    # Written here rather than by safetensors' save_file, which makes files owner-only.
-    with open(tmp, "wb") as f:
-        f.write(_sorted_header(save(tensors, metadata=metadata)))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # Written here rather than by safetensors' save_file, which makes files owner-only. A leftover .tmp
+    # (an interrupted save) is removed first: truncating it would keep its mode.
+    tmp.unlink(missing_ok=True)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(_sorted_header(save(tensors, metadata=metadata)))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -157,7 +157,11 @@ def test_preprocessing_shapes_and_range():
 
 def test_bad_checkpoints_are_rejected(tmp_path):
     model = build_model(ModelConfig("small"), (66, 200))
+    leftover = tmp_path / "good.safetensors.tmp"  # from an interrupted save, owner-only
+    leftover.write_bytes(b"half a checkpoint")
+    leftover.chmod(0o600)
     good = save_checkpoint(tmp_path / "good.safetensors", model, Preprocessing(), {"note": "test"})
+    assert not leftover.exists()
     umask = os.umask(0)
     os.umask(umask)
     assert good.stat().st_mode & 0o777 == 0o666 & ~umask  # others may read it as they may any file written here
