@@ -101,10 +101,7 @@ def plot_runs(evaluation: Evaluation, path: Path) -> None:
         labelled: set[DriverKind] = set()
         for run in runs:
             trace = run.trace
-            colors = np.array([DRIVER_COLORS[DriverKind(int(d))] for d in trace.driver])
-            points = np.column_stack([trace.x, trace.y])
-            for part in trail_parts(trace.events):
-                view.draw(trail=points[part], trail_colors=colors[part], image=image)
+            draw_trail(view, image, trace)
             distance = trace.progress
             for kind, color in DRIVER_COLORS.items():
                 mask = trace.driver == int(kind)
@@ -135,6 +132,14 @@ def plot_runs(evaluation: Evaluation, path: Path) -> None:
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     fig.savefig(path)
     plt.close(fig)
+
+
+def draw_trail(view: TopDownMap, image: np.ndarray, trace: Any) -> None:
+    """The driven line of `trace` on `view`'s `image`, coloured by who drove, broken where a crash reset the car."""
+    colors = np.array([DRIVER_COLORS[DriverKind(int(d))] for d in trace.driver])
+    points = np.column_stack([trace.x, trace.y])
+    for part in trail_parts(trace.events):
+        view.draw(trail=points[part], trail_colors=colors[part], image=image)
 
 
 def trail_parts(events: np.ndarray) -> list[slice]:

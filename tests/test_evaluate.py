@@ -267,8 +267,10 @@ def test_report_draws_every_look_of_a_track_in_one_row(short_track, tmp_path):
     assert image.shape[0] == round(3.2 * 80)  # one row for the track, not one per look
 
 
-def test_the_report_trail_breaks_where_a_crash_put_the_car_back():
-    from drivesim.report import trail_parts
+def test_the_report_trail_breaks_where_a_crash_put_the_car_back(short_track):
+    from drivesim.render.topdown import TopDownMap
+    from drivesim.report import draw_trail, trail_parts
+    from drivesim.track import load_tracks
 
     events = np.zeros(10, dtype=np.int64)
     events[0] = Event.EPISODE_RESET  # every episode's first frame
@@ -277,6 +279,18 @@ def test_the_report_trail_breaks_where_a_crash_put_the_car_back():
     events[8] = Event.INTERVENTION_START
     assert trail_parts(events) == [slice(0, 4), slice(4, 10)]
     assert trail_parts(events[:1]) == [slice(0, 1)]
+    # Drawn: the crash point (frame 3) and the respawn point (frame 4) are far apart; nothing joins them.
+    track = load_tracks(short_track)[0]
+    view = TopDownMap(track, (360, 360), margin=14)
+    x = np.array([0, 2, 4, 6, 60, 62, 64, 66, 68, 70], float) + track.bounds[0]
+    y = np.full(10, (track.bounds[1] + track.bounds[3]) / 2)
+    trace = hand_trace(np.arange(10.0), events=events)
+    trace.x, trace.y = x, y
+    image = view.draw()
+    draw_trail(view, image, trace)
+    (mx, my), (ax, ay) = view.to_pixels(np.array([[(x[3] + x[4]) / 2, y[0]], [x[1], y[0]]])).round().astype(int)
+    assert np.array_equal(image[my, mx], view.draw()[my, mx])  # midway between crash and respawn: untouched
+    assert not np.array_equal(image[ay, ax], view.draw()[ay, ax])  # on the driven line: drawn
 
 
 def hand_trace(progress, driver=None, events=None, time=None, steering=None, dt=0.1):
