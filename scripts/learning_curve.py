@@ -79,13 +79,16 @@ def run(args: argparse.Namespace) -> None:
     cameras = tuple(args.cameras.split(","))
     rig = RigConfig(cameras=cameras)  # checked now, not after the validation set is made
     eval_config = EvalConfig(tracks="tracks/holdout", laps=args.eval_laps)
-    baseline_log = None
+    baseline = None
     if args.baseline is not None:  # checked now, not hours later when its row is due
         load_checkpoint(args.baseline)
         log_file = args.baseline / "train-log.json"
-        if not log_file.is_file():
-            raise DrivesimError(f"--baseline {args.baseline} has no train-log.json, which gives its validation loss and epochs")
-        baseline_log = json.loads(log_file.read_text())
+        try:
+            log = json.loads(log_file.read_text())
+            baseline = {"epochs": log["config"]["epochs"], "val_loss": log["best_val_loss"], "train_seconds": log["seconds"]}
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise DrivesimError(f"--baseline {args.baseline}: its train-log.json is missing or lacks the epochs, validation loss "
+                                f"and training time ({type(error).__name__}: {error})") from None
 
     val = args.out / "val"
     generate(GenerateConfig(frames=3000, seed=2, tracks="tracks/val", randomization=RandomizationConfig.preset("full"), noise=NoiseConfig(steering_std=0.1)), val, progress=False)
@@ -119,9 +122,8 @@ def run(args: argparse.Namespace) -> None:
         print(json.dumps(row))
         rows.append(row)
         write_results(rows, args.out)  # after every point: a run that fails later keeps what it measured
-    if baseline_log is not None:
-        log = baseline_log
-        row = {"frames": args.baseline_frames, "epochs": log["config"]["epochs"], "val_loss": log["best_val_loss"], **closed_loop(args.baseline, str(args.baseline)), "train_seconds": log["seconds"]}
+    if baseline is not None:
+        row = {"frames": args.baseline_frames, **baseline, **closed_loop(args.baseline, str(args.baseline))}
         print(json.dumps(row))
         rows.append(row)
     print(write_results(rows, args.out))

@@ -43,8 +43,12 @@ REPO = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "tracks", help="root folder of the splits (default: the repository's tracks/)")
-    parser.add_argument("--preview", type=Path, default=REPO / "docs" / "tracks-preview.png", help="preview PNG of a few tracks")
+    parser.add_argument("--preview", type=Path, default=None,
+                        help="preview PNG of a few tracks (default: the repository's docs/tracks-preview.png with the default --out, "
+                             "else tracks-preview.png in --out)")
     args = parser.parse_args()
+    if args.preview is None:  # a run into another folder must not overwrite the repository's picture
+        args.preview = REPO / "docs" / "tracks-preview.png" if args.out.resolve() == (REPO / "tracks").resolve() else args.out / "tracks-preview.png"
     if args.preview.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         sys.exit(f"make_bundled_tracks.py: error: --preview must end in .png or .jpg, got {args.preview}")
     # Only this script's own files are replaced: anything else in a split folder is someone's work.
@@ -58,6 +62,7 @@ def main() -> None:
             sys.exit(f"make_bundled_tracks.py: error: {folder} holds {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}, "
                      "which this script did not make; move them or give another --out")
     shown = []
+    args.out.mkdir(parents=True, exist_ok=True)
     for split, (count, first_seed) in SPLITS.items():
         folder = args.out / split
         folder.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ shows the behaviour.
 from __future__ import annotations
 
 import filecmp
+import shutil
 import subprocess
 import sys
 
@@ -37,6 +38,26 @@ def test_make_bundled_tracks_refuses_a_folder_holding_other_tracks(repo_root, tm
     assert "my-track.json" in result.stderr and "Traceback" not in result.stderr
     assert mine.read_text() == "{}"
     assert not (tmp_path / "tracks" / "train").exists()  # refused before writing anything
+
+
+def test_make_bundled_tracks_into_another_folder_leaves_the_repository_picture_alone(repo_root, tmp_path):
+    picture = repo_root / "docs" / "tracks-preview.png"
+    before = picture.stat().st_mtime_ns
+    result = run_script(repo_root, "make_bundled_tracks.py", "--out", str(tmp_path / "tracks"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "tracks" / "tracks-preview.png").stat().st_size > 0
+    assert picture.stat().st_mtime_ns == before
+
+
+def test_learning_curve_checks_the_baselines_log_before_generating_anything(repo_root, tmp_path):
+    baseline = tmp_path / "baseline"
+    baseline.mkdir()
+    shutil.copy(repo_root / "models" / "pilotnet-baseline" / "model.safetensors", baseline)
+    (baseline / "train-log.json").write_text('{"config": {}}')
+    out = tmp_path / "curve"
+    result = run_script(repo_root, "learning_curve.py", "--out", str(out), "--sizes", "100", "--baseline", str(baseline))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "lacks the epochs" in result.stderr and not out.exists()
 
 
 @pytest.mark.parametrize(
