@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from drivesim.atomic import write_atomically
 from drivesim.drivers.base import DriverKind
 from drivesim.evaluate import Evaluation, TrackRun
 from drivesim.record.schema import Event
@@ -61,18 +61,11 @@ def _shown(metrics: dict[str, Any], key: str) -> Any:
     return value
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file, so an interrupted write leaves the old file or none."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
     """metrics.json, metrics.md and one PNG per evaluation (trajectories and lateral offsets) in `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomically(folder / "metrics.json", json.dumps({e.driver: e.to_dict() for e in evaluations}, indent=1, sort_keys=True, default=_json_default) + "\n")
+    write_atomically(folder / "metrics.json", json.dumps({e.driver: e.to_dict() for e in evaluations}, indent=1, sort_keys=True, default=_json_default) + "\n")
     lines = ["# Closed-loop evaluation", "", "## Overall", "", markdown_table([(e.driver, e.overall) for e in evaluations]), ""]
     for evaluation in evaluations:
         lines += [f"## {evaluation.driver}: per track", "", markdown_table([(run.name, run.metrics) for run in evaluation.runs]), ""]
@@ -80,7 +73,7 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
         plot_runs(evaluation, picture)
         lines += [f"![{evaluation.driver}]({picture.name})", ""]
     lines += ["Metrics are defined in docs/metrics.md.", ""]
-    _write_atomically(folder / "metrics.md", "\n".join(lines))
+    write_atomically(folder / "metrics.md", "\n".join(lines))
     return folder / "metrics.md"
 
 

@@ -33,6 +33,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from arguments import at_least, positive  # noqa: E402  (scripts/arguments.py: this folder is on sys.path)
 
 from drivesim.config import CameraConfig, RandomizationConfig, RigConfig, TrackConfig  # noqa: E402
 from drivesim.errors import DrivesimError  # noqa: E402
@@ -536,32 +537,6 @@ def cmd_closedloop(args: argparse.Namespace) -> None:
               f"{rate / loop_rate:.2f}x the single lock-step loop = {rate / network_rate:.2f} of the network alone in one process")
         print(f"  network alone in {processes} one-thread processes at once, batches of {batch}: {alone:6.0f} frames/s; "
               f"eval's processes = {rate / alone:.2f} of that")
-
-
-def at_least(minimum: int):
-    """An argparse type: an integer no smaller than `minimum`."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def positive(text: str) -> float:
-    """An argparse type: a number above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
 
 
 def image_size(text: str) -> str:

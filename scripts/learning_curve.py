@@ -23,6 +23,8 @@ import math
 import sys
 from pathlib import Path
 
+from arguments import at_least  # scripts/arguments.py: this folder is on sys.path
+
 from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig, RigConfig
 from drivesim.drivers.policy import PolicyDriver
 from drivesim.errors import DrivesimError
@@ -38,21 +40,6 @@ def main() -> None:
         run(parse_arguments())
     except DrivesimError as error:  # a bad argument or file: one line, not a traceback
         sys.exit(f"learning_curve.py: error: {error}")
-
-
-def at_least(minimum: int):
-    """An argparse type: an integer no smaller than `minimum`."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
 
 
 def parse_arguments() -> argparse.Namespace:

@@ -8,7 +8,6 @@ checkpoint rebuilds its network and feeds it frames as in training.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 
 from drivesim import __version__
+from drivesim.atomic import write_atomically
 from drivesim.config import ConfigError, from_dict, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.learn.models import DrivingNet, ModelConfig, build_model
@@ -62,20 +62,8 @@ def save_checkpoint(path: Path | str, model: DrivingNet, preprocessing: Preproce
         "training": json.dumps(training, sort_keys=True),
     }
     tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    # Written here rather than by safetensors' save_file, which makes files owner-only. A leftover .tmp
-    # (an interrupted save) is removed first: truncating it would keep its mode.
-    tmp.unlink(missing_ok=True)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(_sorted_header(save(tensors, metadata=metadata)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    # Written here rather than by safetensors' save_file, which makes files owner-only.
+    return write_atomically(path, _sorted_header(save(tensors, metadata=metadata)))
 
 
 def _sorted_header(data: bytes) -> bytes:

@@ -9,7 +9,6 @@ run gives the same manifest.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from drivesim import __version__
+from drivesim.atomic import write_atomically
 from drivesim.record.schema import (
     CAMERA_NAMES,
     MANIFEST_NAME,
     SCHEMA_VERSION,
     SHARD_PATTERN,
-    TMP_SUFFIX,
     RecordingError,
 )
 
@@ -143,36 +142,6 @@ def _json_copy(value: Any, what: str) -> Any:
         raise RecordingError(f"{what} must be plain JSON data (no NaN): {error}") from None
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file, fsync, rename and fsync of the folder."""
-    path = Path(path)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in `folder` durable (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_manifest(
     folder: str | Path,
     shards: Sequence[ShardInfo],
@@ -209,7 +178,7 @@ def write_manifest(
         _json_copy(seeds, "manifest seeds"),
         _json_copy(dict(extra or {}), "manifest extra"),
     )
-    atomic_write_text(folder / MANIFEST_NAME, manifest_text(manifest.to_dict()))
+    write_atomically(folder / MANIFEST_NAME, manifest_text(manifest.to_dict()))
     return manifest
 
 
@@ -247,4 +216,4 @@ def read_manifest(folder: str | Path) -> Manifest:
     return manifest
 
 
-__all__ = ["FORMAT_NAME", "Manifest", "ShardInfo", "atomic_write_text", "fsync_dir", "manifest_text", "read_manifest", "write_manifest"]
+__all__ = ["FORMAT_NAME", "Manifest", "ShardInfo", "manifest_text", "read_manifest", "write_manifest"]

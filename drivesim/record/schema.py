@@ -18,6 +18,7 @@ from enum import IntFlag
 
 import numpy as np
 
+from drivesim.atomic import TMP_SUFFIX
 from drivesim.errors import DrivesimError
 
 SCHEMA_VERSION = 1
@@ -32,8 +33,7 @@ SHARD_PATTERN = re.compile(r"^shard-(\d{5})\.h5$")
 MANIFEST_NAME = "manifest.json"
 """The manifest's file name in a recording folder."""
 
-TMP_SUFFIX = ".tmp"
-"""Suffix of files still being written; they are renamed without it when complete."""
+# Files still being written carry TMP_SUFFIX; they are renamed without it when complete.
 
 
 class RecordingError(DrivesimError, ValueError):

@@ -30,8 +30,9 @@ import h5py
 import numpy as np
 
 from drivesim import __version__
+from drivesim.atomic import fsync_dir
 from drivesim.record.chunk import IMAGE_DEFLATE_LEVEL, choose_image_codec, huffman_only_chunk
-from drivesim.record.manifest import Manifest, ShardInfo, fsync_dir, write_manifest
+from drivesim.record.manifest import Manifest, ShardInfo, write_manifest
 from drivesim.record.schema import (
     EPISODE_KEYS,
     MANIFEST_NAME,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from drivesim.atomic import write_atomically
 from drivesim.config import TRACK_WIDTHS, CarConfig, ConfigError, TrackConfig, from_dict, to_dict
 from drivesim.track.generator import validate_track
 from drivesim.track.geometry import Track, TrackError
@@ -43,10 +43,7 @@ def save_track(track: Track, path: Path | str) -> Path:
     """Write `track` to `path` atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(track_to_json(track), separators=(",", ":")))
-    os.replace(tmp, path)
-    return path
+    return write_atomically(path, json.dumps(track_to_json(track), separators=(",", ":")))
 
 
 def track_from_json(data: Any, source: str = "track") -> Track:

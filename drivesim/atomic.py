@@ -1,0 +1,49 @@
+"""Writing a file so that a reader finds the old file or the whole new one, never part of one.
+
+Every file drivesim writes that someone may be reading, or that a crash may
+interrupt (manifests, checkpoints, track files, reports), goes through
+`write_atomically`: a temporary file beside the target, flushed and fsynced,
+renamed over the target, then the folder fsynced so the rename survives a
+power cut.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TMP_SUFFIX = ".tmp"
+"""Appended to a file's name while it is being written."""
+
+
+def write_atomically(path: Path | str, data: bytes | str) -> Path:
+    """Write `data` (text is written as UTF-8 with \\n line ends) to `path`; returns `path`."""
+    path = Path(path)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    # A leftover from an interrupted write is removed, not truncated: truncating keeps its mode and owner.
+    tmp.unlink(missing_ok=True)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def fsync_dir(folder: Path | str) -> None:
+    """Make a rename in `folder` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
