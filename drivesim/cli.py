@@ -262,6 +262,7 @@ def dagger_command(
     model: str = typer.Option("pilotnet", "--model", help="pilotnet or small."),
     epochs: int = typer.Option(6, "--epochs", min=1, help="Epochs of each training run."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also train behavioural-cloning baselines on the same total frames."),
+    start_noise: float = typer.Option(0.0, "--start-noise", min=0.0, max=1.0, help="DART steering noise of iteration 0's expert frames (0: the classic clean start; 0.1: where the noisy cloning baseline starts)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seeds data, training and evaluation."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Processes for data generation and evaluation [default: the cores this process may use, CPU quota included]."),
 ) -> None:
@@ -282,6 +283,7 @@ def dagger_command(
         model=model,
         epochs=epochs,
         baselines=baselines,
+        start_noise=start_noise,
         seed=seed,
         workers=workers,
     )

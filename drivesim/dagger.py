@@ -1,6 +1,7 @@
 """DAgger with expert takeover (Ross et al. 2011; Kelly et al. 2019, HG-DAgger).
 
-Iteration 0 trains on expert-driven frames. Each later iteration lets the
+Iteration 0 trains on expert-driven frames (with DART noise if
+`start_noise` is set). Each later iteration lets the
 current network drive the training tracks while the expert labels every
 frame and takes the wheel when the car leaves the safe envelope; those
 frames join all earlier data, a network is trained on the aggregate and
@@ -63,6 +64,10 @@ class DaggerConfig:
     """Training batch size."""
     dart_noise: float = 0.1
     """Steering noise of the noisy-expert cloning baseline."""
+    start_noise: float = 0.0
+    """DART steering noise of iteration 0's expert frames: 0 is DAgger's classic start from clean expert data;
+    the baseline's dart_noise starts it where noisy-expert cloning starts, so the table shows what closed-loop
+    data adds to noise injection."""
     randomize: str = "full"
     """Randomization of the collected frames (evaluation uses light)."""
     baselines: bool = True
@@ -78,6 +83,7 @@ class DaggerConfig:
         check(self.frames_per_iteration >= 100, "frames_per_iteration must be at least 100")
         check(self.shard_frames >= 1, "shard_frames must be at least 1")
         check(self.randomize in ("none", "light", "full"), "randomize must be none, light or full")
+        check(0 <= self.start_noise <= 1 and 0 <= self.dart_noise <= 1, "DART noise must be in [0, 1]")
         ModelConfig(architecture=self.model)  # an unknown architecture fails now, not after the first data
 
 
@@ -145,7 +151,10 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
         # made, and an evaluation already made is kept as it was (with another count a network's outputs could
         # differ in their last bits).
         before = json.loads(saved.read_text())
-        changed = sorted(k for k in settings.keys() | before.keys() if k not in ("out", "workers") and settings.get(k) != before.get(k))
+        # A setting added since that experiment was made counts as its default there.
+        defaults = json.loads(json.dumps(to_dict(DaggerConfig(out=config.out))))
+        changed = sorted(k for k in settings.keys() | before.keys()
+                         if k not in ("out", "workers") and settings.get(k) != before.get(k, defaults.get(k)))
         if changed:
             raise DaggerError(f"{out} holds an experiment with other settings ({', '.join(changed)}); re-run it as it was, or use another --out")
     (out / "data").mkdir(parents=True, exist_ok=True)
@@ -160,8 +169,8 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
     for i in range(config.iterations):
         folder = out / "data" / f"iter-{i}"
         if i == 0:
-            log(f"iteration 0: {n} expert frames")
-            spec = _data_config(config, n, seed=config.seed * 1000)
+            log(f"iteration 0: {n} expert frames" + (f" with DART noise {config.start_noise:g}" if config.start_noise else ""))
+            spec = _data_config(config, n, seed=config.seed * 1000, noise=config.start_noise)
         else:
             log(f"iteration {i}: {n} frames with {model.name} driving, expert takeover")
             spec = _data_config(config, n, seed=config.seed * 1000 + i, policy=str(model / "model.safetensors"))

@@ -81,6 +81,25 @@ def test_dagger_refuses_wrong_tracks_and_changed_settings_before_any_work(repo_r
     with pytest.raises(DrivesimError, match="1 to 499 iterations"):  # more would reuse the baselines' data seeds
         DaggerConfig(out=str(tmp_path / "b"), iterations=500)
     (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "dagger-config.json").write_text(json.dumps(to_dict(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=200))))
+    saved = to_dict(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=200))
+    del saved["start_noise"]  # an experiment made before the setting existed: it counts as its default
+    (tmp_path / "c" / "dagger-config.json").write_text(json.dumps(saved))
     with pytest.raises(DaggerError, match=r"other settings \(frames_per_iteration\)"):
         run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, workers=1), log=lambda _: None)
+    with pytest.raises(DaggerError, match=r"other settings \(frames_per_iteration, start_noise\)"):
+        run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, start_noise=0.1, workers=1), log=lambda _: None)
+
+
+def test_dagger_can_start_from_noisy_expert_data(repo_root, tmp_path):
+    from drivesim.dagger import DaggerConfig, run_dagger
+
+    config = DaggerConfig(out=str(tmp_path / "d"), iterations=1, frames_per_iteration=100, shard_frames=100, tracks=str(repo_root / "tracks" / "val"),
+                          eval_tracks=str(repo_root / "tracks" / "val" / "val-000.json"), eval_laps=0.1, model="small", epochs=1,
+                          baselines=False, start_noise=0.2, workers=1)
+    run_dagger(config, log=lambda _: None)
+    with h5py.File(open_recording(tmp_path / "d" / "data" / "iter-0").shard_path(0), "r") as f:
+        labels, applied, drivers = f["labels/steering"][...], f["controls/steering"][...], f["meta/driver"][...]
+    assert np.all(drivers == DriverKind.EXPERT)
+    assert np.abs(applied - labels).max() > 0.05  # the expert drives with DART noise and labels its own clean answer
+    with h5py.File(open_recording(tmp_path / "d" / "data" / "val").shard_path(0), "r") as f:
+        assert np.array_equal(f["labels/steering"][...], f["controls/steering"][...])  # validation stays clean
