@@ -195,7 +195,8 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
     summary = {"config": to_dict(config), "rows": rows}
     (out / "dagger.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out / "dagger.md").write_text(dagger_table(rows) + "\n")
-    plot_dagger(rows, out / "dagger.png")
+    start = f", from DART noise {config.start_noise:g}" if config.start_noise else ""
+    plot_dagger(rows, out / "dagger.png", label=f"DAgger (expert takeover{start})")
     return summary
 
 
@@ -215,8 +216,8 @@ def dagger_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot_dagger(rows: list[dict[str, Any]], path: Path) -> None:
-    """Each metric against training frames: DAgger iterations as a line, baselines as markers."""
+def plot_dagger(rows: list[dict[str, Any]], path: Path, label: str = "DAgger (expert takeover)") -> None:
+    """Each metric against training frames: DAgger iterations as a line (`label`), baselines as markers."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -229,7 +230,7 @@ def plot_dagger(rows: list[dict[str, Any]], path: Path) -> None:
     for ax, key in zip(axes.flat, TRACKED_METRICS, strict=True):
         xs = [r["frames"] for r in dagger if r[key] is not None]
         ys = [r[key] for r in dagger if r[key] is not None]
-        ax.plot(xs, ys, "o-", label="DAgger (expert takeover)")
+        ax.plot(xs, ys, "o-", label=label)
         for marker, r in zip(("s", "^", "D"), baselines, strict=False):
             if r[key] is not None:
                 ax.plot([r["frames"]], [r[key]], marker, markersize=9, label=r["name"])
