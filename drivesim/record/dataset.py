@@ -83,7 +83,7 @@ class RecordingDataset(Dataset):
         if max_open_files < 1:
             raise RecordingError(f"max_open_files must be at least 1, got {max_open_files}")
         resolved = [Path(folder).resolve() for folder in folders]
-        repeated = sorted({str(folder) for folder in folders if resolved.count(Path(folder).resolve()) > 1})
+        repeated = sorted({str(path) for path in resolved if resolved.count(path) > 1})
         if repeated:  # every frame would be a sample twice, and validation splits would leak
             raise RecordingError(f"recording(s) given more than once: {', '.join(repeated)}")
         self.recordings = [open_recording(folder) for folder in folders]
