@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivesim.atomic import write_atomically
 from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig, check, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.evaluate import EvalConfig, Evaluation, evaluate
@@ -158,7 +159,7 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
         if changed:
             raise DaggerError(f"{out} holds an experiment with other settings ({', '.join(changed)}); re-run it as it was, or use another --out")
     (out / "data").mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(settings, indent=1) + "\n")
+    write_atomically(saved, json.dumps(settings, indent=1) + "\n")
     n = config.frames_per_iteration
     val, val_frames = out / "data" / "val", max(100, int(n * VALIDATION_SHARE))
     log(f"validation: {val_frames} expert frames, shared by every training run")
@@ -193,8 +194,8 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
             rows.append({"name": name, "frames": total, **{k: metrics.get(k) for k in TRACKED_METRICS}})
 
     summary = {"config": to_dict(config), "rows": rows}
-    (out / "dagger.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (out / "dagger.md").write_text(dagger_table(rows) + "\n")
+    write_atomically(out / "dagger.json", json.dumps(summary, indent=1) + "\n")
+    write_atomically(out / "dagger.md", dagger_table(rows) + "\n")
     start = f", from DART noise {config.start_noise:g}" if config.start_noise else ""
     plot_dagger(rows, out / "dagger.png", label=f"DAgger (expert takeover{start})")
     return summary

@@ -11,9 +11,9 @@ those).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from drivesim import __version__
+from drivesim.atomic import write_atomically
 from drivesim.config import check, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.learn.augment import AugmentConfig, augment, correct_for_camera
@@ -220,7 +221,8 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         "checkpoint": str(out / WEIGHTS_FILE),
         "diverged": diverged,
     }
-    (out / "train-log.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    # Its presence marks a finished run (dagger resumes by it), so it is never left half-written.
+    write_atomically(out / "train-log.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
     plot_losses(history, out / "loss.png")
     log(f"data loader {loader_rate:.0f} frames/s vs training {summary['train_frames_per_s']:.0f} frames/s; best val loss {best:.5f}; wrote {out}")
     return summary
@@ -280,10 +282,10 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp)
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
+    write_atomically(path, image.getvalue())
 
 
 __all__ = ["TrainConfig", "TrainingError", "TrainingFrames", "train"]
