@@ -26,6 +26,10 @@ _CLOUD = (238, 238, 242)
 _CLOUD_SHADE = (170, 172, 182)
 _FOREST = (34, 54, 30)
 
+MAX_PANORAMA_PIXELS = 1 << 23
+"""Panorama size above which its resolution is lowered [px]: about 0.2 GB while it is painted, under a second.
+Cameras up to 1280x720 at the default lens stay below it, at their full resolution."""
+
 
 def sky_panorama(look: Look, camera: CameraConfig, pose: CameraPose, rows: int) -> tuple[np.ndarray, np.ndarray, float, float, int]:
     """Panorama and lookup map for the top `rows` image rows of `camera` at `pose`'s height and pitch.
@@ -41,9 +45,6 @@ def sky_panorama(look: Look, camera: CameraConfig, pose: CameraPose, rows: int) 
 
     appearance, scene = look.appearance, look.scene
     f = focal_length(camera)
-    over_x, over_y = (4, 2) if camera.width <= 320 else (2, 1)
-    turn = max(64, int(round(2 * math.pi * f * over_x)))
-    per_radian_x, per_radian_y = turn / (2 * math.pi), f * over_y
     rows = max(rows, 1)
     v, u = np.mgrid[0:rows, 0 : camera.width].astype(np.float64)
     rays = np.stack([(u - (camera.width - 1) / 2) / f, (v - (camera.height - 1) / 2) / f, np.ones_like(u)], axis=-1)
@@ -51,9 +52,20 @@ def sky_panorama(look: Look, camera: CameraConfig, pose: CameraPose, rows: int) 
     azimuth = np.arctan2(world[..., 1], world[..., 0])
     elevation = np.arctan2(world[..., 2], np.hypot(world[..., 0], world[..., 1]))
     azimuth_min = float(azimuth.min())
+    azimuth_span, elevation_span = float(azimuth.max()) - azimuth_min, float(elevation.max() - elevation.min())
+
+    over_x, over_y = (4.0, 2.0) if camera.width <= 320 else (2.0, 1.0)
+    # A full turn at a large or narrow camera's resolution is gigabytes (4096 px at 0.2 rad: about a billion
+    # pixels); past the budget the panorama is coarser than the screen, which the smooth sky hides.
+    natural = (2 * math.pi + azimuth_span) * f * over_x * (elevation_span * f * over_y)
+    if natural > MAX_PANORAMA_PIXELS:
+        coarser = math.sqrt(MAX_PANORAMA_PIXELS / natural)
+        over_x, over_y = over_x * coarser, over_y * coarser
+    turn = max(64, int(round(2 * math.pi * f * over_x)))
+    per_radian_x, per_radian_y = turn / (2 * math.pi), f * over_y
     top = float(elevation.max()) + 1 / per_radian_y
     height = int(math.ceil((top - float(elevation.min())) * per_radian_y)) + 2
-    span = int(math.ceil((float(azimuth.max()) - azimuth_min) * per_radian_x)) + 2
+    span = int(math.ceil(azimuth_span * per_radian_x)) + 2
     lookup = np.empty((rows, camera.width, 2), np.int16)
     lookup[..., 0] = np.rint((azimuth - azimuth_min) * per_radian_x)
     lookup[..., 1] = np.rint((top - elevation) * per_radian_y)

@@ -5,6 +5,7 @@ import numpy as np
 from drivesim.config import CameraConfig
 from drivesim.render import REFERENCE, CameraPose, camera_pose, focal_length, get_look, render_view
 from drivesim.render.billboards import Billboards, draw_billboards
+from drivesim.render.sky import MAX_PANORAMA_PIXELS, sky_panorama
 from drivesim.render.view import render_look
 from drivesim.sim.car import CarState
 
@@ -29,6 +30,21 @@ def test_a_narrow_lens_sky_renders_at_every_heading(one_lane_scene):
     for degrees in range(0, 360, 30):
         frame = render_look(look, camera, CameraPose(0.0, 0.0, camera.mount_height, np.radians(degrees), camera.pitch), np.random.default_rng(0))
         assert frame[0].any()  # sky drawn
+
+
+def test_a_large_narrow_camera_paints_a_panorama_within_budget(one_lane_scene):
+    # 1024x768 at 0.2 rad looking up: a full-resolution panorama is 49 million pixels (2.9 GB while painted, 20 s).
+    look = get_look(one_lane_scene, REFERENCE)
+    camera = CameraConfig(width=1024, height=768, fov=0.2, pitch=-0.3)
+    pose = CameraPose(0.0, 0.0, camera.mount_height, 0.0, camera.pitch)
+    panorama, _, _, _, turn = sky_panorama(look, camera, pose, camera.height)
+    assert panorama.shape[0] * panorama.shape[1] <= 1.05 * MAX_PANORAMA_PIXELS
+    frame = render_look(look, camera, pose, np.random.default_rng(0))
+    assert frame[:, :, 2].mean() > frame[:, :, 0].mean()  # all sky: blue over red
+    # The default camera keeps its full resolution: four panorama columns per pixel of focal length.
+    default = CameraConfig()
+    _, _, _, _, turn = sky_panorama(look, default, camera_pose(CarState(0.0, 0.0, 0.0, 0.0), default), default.height)
+    assert turn == round(2 * np.pi * focal_length(default) * 4)
 
 
 def test_a_billboard_leaving_the_left_edge_moves_a_pixel_per_pixel(one_lane_scene):
