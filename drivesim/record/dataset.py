@@ -38,6 +38,9 @@ def field_name(name: str) -> str:
     return matches[0]
 
 
+_SAMPLE_EXTRAS = ("camera", "recording")
+"""Extras that are not schema fields but where a sample comes from."""
+
 _TORCH_DTYPES = {"float32": torch.float32, "int32": torch.int32, "uint8": torch.uint8}
 
 
@@ -51,8 +54,10 @@ class RecordingDataset(Dataset):
     are used. `image` is a uint8 tensor (3, H, W); `label` a float32 tensor
     with one value per entry of `labels`; `extras` maps the full schema
     name of each field in `extras` (`extras=("speed",)` gives
-    `extras["state/speed"]`) to a 0-d tensor of its dtype, and "camera" to the
-    camera's index in `cameras` when there are several. `transform(image,
+    `extras["state/speed"]`) to a 0-d tensor of its dtype, "camera" to the
+    camera's index in `cameras` when there are several (or when asked for),
+    and "recording" to the index in `folders` of the frame's recording when
+    asked for (which DAgger iteration, say). `transform(image,
     label)` returns the pair to use instead (augmentations that mirror an
     image must mirror the steering too; it runs before any side-camera
     correction a caller adds from extras["camera"], and a mirrored left
@@ -92,12 +97,13 @@ class RecordingDataset(Dataset):
         """Camera names; with several, sample i is camera i % len(cameras) of frame i // len(cameras)."""
         self.labels = tuple(field_name(name) for name in labels)
         """Full schema names of the label fields, e.g. ("labels/steering",)."""
-        self.extras = tuple(field_name(name) for name in extras if name != "camera")
+        self.extras = tuple(field_name(name) for name in extras if name not in _SAMPLE_EXTRAS)
         """Full schema names of the extra fields."""
         self.transform = transform
         self.max_open_files = max_open_files
         self._with_camera = len(self.cameras) > 1 or "camera" in extras
-        self._with_extras = bool(self.extras) or self._with_camera
+        self._with_recording = "recording" in extras
+        self._with_extras = bool(self.extras) or self._with_camera or self._with_recording
         for camera in self.cameras:
             shapes = {tuple(r.cameras[camera]) if camera in r.cameras else None for r in self.recordings}
             if None in shapes:
@@ -106,6 +112,7 @@ class RecordingDataset(Dataset):
             if len(shapes) > 1:
                 raise RecordingError(f"camera {camera!r} has different image sizes across recordings: {sorted(shapes)}")
         self._shards = [(r, i) for r in self.recordings for i in range(len(r.shards))]
+        self._shard_recording = [k for k, r in enumerate(self.recordings) for _ in range(len(r.shards))]
         counts = [r.shards[i].frames for r, i in self._shards]
         self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.frames = int(self._starts[-1])
@@ -188,6 +195,8 @@ class RecordingDataset(Dataset):
         }
         if self._with_camera:
             extras["camera"] = torch.tensor(camera_index)
+        if self._with_recording:
+            extras["recording"] = torch.tensor(self._shard_recording[shard])
         return image, label, extras
 
 

@@ -95,6 +95,11 @@ def test_several_cameras_and_folders_and_transform(tmp_path):
     image, label, extras = dataset[13]  # second folder, frame 1, camera "left"
     expected = make_frame(1, 10, 1, cameras)
     assert extras == {"camera": torch.tensor(1)}
+    # "recording" says which folder a sample came from: frame 1 of run1 is sample 13, frame 1 of run0 sample 3.
+    by_folder = RecordingDataset(folders, cameras=("center", "left"), extras=("recording",))
+    assert by_folder[13][2] == {"camera": torch.tensor(1), "recording": torch.tensor(1)}
+    assert by_folder[3][2]["recording"].item() == 0
+    assert RecordingDataset(folders, extras=("recording", "step"))[9][2].keys() == {"recording", "meta/step"}
     np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(), expected["images/left"][:, ::-1])
     assert label.item() == -np.float32(expected["labels/steering"])
     with pytest.raises(RecordingError, match="camera 'right' is not in .*run0, .*run1"):
