@@ -93,7 +93,8 @@ class CarConfig:
         check(0 < self.max_steer < 1.2, "car max_steer must be in (0, 1.2) rad")
         check(self.max_steer_rate > 0, "car max_steer_rate must be > 0")
         check(self.max_accel > 0 and self.max_brake > 0, "car max_accel and max_brake must be > 0")
-        check(self.max_speed > 0, "car max_speed must be > 0")
+        check(0 < self.max_speed <= 100, "car max_speed must be in (0, 100] m/s")
+        check(0 <= self.drag <= 10, "car drag must be in [0, 10] 1/s")
         check(0 < self.dt <= 0.2, "car dt must be in (0, 0.2] s")
 
     @property
@@ -110,6 +111,10 @@ class WorldConfig:
     """The car crashes when its centre is this far beyond the road edge [m]."""
     wrong_way_angle: float = 1.75
     """The car crashes when its heading differs from the road's by more than this [rad]."""
+
+    def __post_init__(self) -> None:
+        check(0 < self.crash_margin <= 50, "world crash_margin must be in (0, 50] m")
+        check(0 < self.wrong_way_angle <= math.pi, "world wrong_way_angle must be in (0, pi] rad")
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,7 @@ class NoiseConfig:
 
     def __post_init__(self) -> None:
         check(0 <= self.steering_std <= 1 and 0 <= self.throttle_std <= 1, "noise std must be in [0, 1]")
-        check(self.correlation_time > 0, "noise correlation_time must be > 0")
+        check(0 < self.correlation_time <= 60, "noise correlation_time must be in (0, 60] s")
 
     @property
     def enabled(self) -> bool:
@@ -186,6 +191,8 @@ class CameraConfig:
         check(0.2 <= self.fov <= 2.8, "camera fov must be in [0.2, 2.8] rad")
         check(0.2 <= self.mount_height <= 5.0, "camera mount_height must be in [0.2, 5] m")
         check(-0.3 <= self.pitch <= 0.8, "camera pitch must be in [-0.3, 0.8] rad")
+        check(-5 <= self.forward_offset <= 5 and -5 <= self.lateral_offset <= 5, "camera forward_offset and lateral_offset must be in [-5, 5] m")
+        check(-math.pi <= self.yaw_offset <= math.pi, "camera yaw_offset must be in [-pi, pi] rad")
 
 
 @dataclass(frozen=True)
@@ -328,6 +335,12 @@ class InterventionConfig:
         return abs(road.lateral_offset) < self.settle_offset and abs(road.heading_error) < self.settle_heading
 
 
+MAX_SHARDS = 100_000
+"""Most shards in one recording: shard files are numbered with five digits."""
+EPISODES_PER_SHARD_MAX = 1000
+"""Most episodes in one shard: episode ids are shard * 1000 + k, unique in a recording."""
+
+
 @dataclass(frozen=True)
 class GenerateConfig:
     """A headless data-generation run: what `drivesim generate` makes. Stored in every shard and the manifest."""
@@ -362,6 +375,12 @@ class GenerateConfig:
         check(1 <= self.shard_frames <= 1_000_000, "shard_frames must be in [1, 1000000]")
         check(self.episode_frames >= 1, "episode_frames must be at least 1")
         check(bool(self.tracks), "tracks must be random or a track folder/file")
+        # Both limits would otherwise stop a run only when it reaches them, hours in.
+        shards = math.ceil(self.frames / self.shard_frames)
+        check(shards <= MAX_SHARDS, f"frames / shard_frames makes {shards:,} shards, more than {MAX_SHARDS:,}: raise shard_frames")
+        episodes = math.ceil(self.shard_frames / self.episode_frames)
+        check(episodes <= EPISODES_PER_SHARD_MAX,
+              f"shard_frames / episode_frames makes {episodes:,} episodes a shard, more than {EPISODES_PER_SHARD_MAX}: raise episode_frames or lower shard_frames")
 
 
 T = TypeVar("T")
@@ -372,8 +391,13 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def from_dict(cls: type[T], data: Any, where: str = "") -> T:
-    """Build config `cls` from plain data; unknown keys and wrong types raise ConfigError."""
+def from_dict(cls: type[T], data: Any, where: str = "", base: T | None = None) -> T:
+    """Build config `cls` from plain data; unknown keys and wrong types raise ConfigError.
+
+    Keys not given keep their values in `base`, or else the defaults the enclosing config gives them: a
+    file holding `{"noise": {"correlation_time": 1.0}}` keeps GenerateConfig's steering noise, not
+    NoiseConfig's own default of none.
+    """
     where = where or cls.__name__
     if isinstance(data, cls):
         return data
@@ -384,23 +408,36 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
-    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+    kwargs = {}
+    for name, value in data.items():
+        inner = getattr(base, name) if base is not None else _default(fields[name])
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}", inner)
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except TypeError as error:  # a required field is missing
+        raise ConfigError(f"{where}: {error}") from None
+    except ConfigError as error:  # a value out of range: say which file and section holds it
         raise ConfigError(f"{where}: {error}") from None
 
 
-def _coerce(hint: Any, value: Any, where: str) -> Any:
+def _default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
+
+
+def _coerce(hint: Any, value: Any, where: str, base: Any = None) -> Any:
     if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, where)
+        return from_dict(hint, value, where, base if isinstance(base, hint) else None)
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
         hint = next(o for o in options if o is not type(None))
-        return _coerce(hint, value, where)
+        return _coerce(hint, value, where, base)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
@@ -409,7 +446,13 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
@@ -425,14 +468,20 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a config can hold")
+
+
 def load_json(cls: type[T], path: Path, ignore: tuple[str, ...] = ()) -> T:
     """Read a config of type `cls` from a JSON file, with a clear error for a bad file. Top-level keys in
     `ignore` are dropped first (e.g. the digests a recording stores beside its config's fields)."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(), parse_constant=_refuse_constant)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, NaN, a number of thousands of digits
         raise ConfigError(f"{path}: not valid JSON ({error})") from None
     if isinstance(data, dict):
         data = {key: value for key, value in data.items() if key not in ignore}

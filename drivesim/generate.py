@@ -28,7 +28,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from drivesim.config import EpisodeConfig, GenerateConfig, to_dict
+from drivesim.config import EPISODES_PER_SHARD_MAX, EpisodeConfig, GenerateConfig, to_dict
 from drivesim.drivers import ExpertDriver, NoisyDriver
 from drivesim.errors import DrivesimError
 from drivesim.loop import run_episode
@@ -51,8 +51,6 @@ from drivesim.track import Track, generate_track, load_tracks, random_track_conf
 
 RANDOM_TRACK_SEEDS = (1_000_000, 2**31 - 1)
 """Fresh tracks draw seeds from this range, far from the bundled tracks' seeds (1000-3999)."""
-EPISODES_PER_SHARD_MAX = 1000
-"""Episode ids are shard * 1000 + k, unique in a recording."""
 
 
 class GenerateError(DrivesimError):

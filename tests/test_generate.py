@@ -6,16 +6,19 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
 
-from drivesim.config import CarConfig, GenerateConfig
+from drivesim.config import CarConfig, GenerateConfig, RandomizationConfig, to_dict
 from drivesim.generate import GenerateError, LastScene, generate, plan_shards, shard_groups, write_shard
 from drivesim.record import Event, RecordingDataset, RecordingError, open_recording, read_manifest
 from drivesim.track import load_tracks
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def cli(*args, **kwargs):
@@ -172,6 +175,37 @@ def test_a_recordings_stored_config_works_as_config_file(tmp_path, pool):
     assert (tmp_path / "b" / "manifest.json").read_bytes() == (tmp_path / "a" / "manifest.json").read_bytes()
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"car": {"drag": NaN}}', "NaN is not a number"),
+        ('{"car": {"drag": 1e999}}', "car.drag: expected a finite number"),
+        ('{"frames": 1' + "0" * 5000 + "}", "not valid JSON"),
+        ('{"world": {"crash_margin": -5}}', "world: world crash_margin must be in"),  # once: every frame a crash
+    ],
+    ids=["nan", "infinity", "5000-digit-integer", "negative-crash-margin"],
+)
+def test_a_config_file_that_could_not_run_is_refused_before_force_deletes_anything(tmp_path, tiny_recording, text, message):
+    shutil.copytree(tiny_recording, tmp_path / "r")
+    (tmp_path / "c.json").write_text(text)
+    result = cli("generate", "--config", tmp_path / "c.json", "--out", tmp_path / "r", "--force", "--workers", 1)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(p.name for p in tiny_recording.iterdir())
+
+
+def test_a_config_file_section_keeps_the_defaults_it_does_not_mention(tmp_path):
+    # A section used to start from its class's defaults: this file turned randomization and DART noise off.
+    (tmp_path / "c.json").write_text('{"frames": 12, "shard_frames": 12, "tracks": "%s", "randomization": {"shadows": false}, '
+                                     '"noise": {"correlation_time": 1.0}}' % (REPO / "tracks" / "val"))
+    assert cli("generate", "--config", tmp_path / "c.json", "--out", tmp_path / "a", "--workers", 1).returncode == 0
+    # --randomize sets the level and keeps the file's switches.
+    assert cli("generate", "--config", tmp_path / "c.json", "--out", tmp_path / "b", "--workers", 1, "--randomize", "light").returncode == 0
+    a, b = read_manifest(tmp_path / "a").config, read_manifest(tmp_path / "b").config
+    assert a["randomization"] == {**to_dict(RandomizationConfig.preset("full")), "shadows": False}
+    assert a["noise"] == {**to_dict(GenerateConfig().noise), "correlation_time": 1.0} and a["noise"]["steering_std"] == 0.1
+    assert b["randomization"] == {**a["randomization"], "level": "light"}
+
+
 def test_a_damaged_manifest_is_named_as_such(tmp_path, pool):
     generate(_pool_config(pool), tmp_path / "r", workers=1, progress=False)
     (tmp_path / "r" / "manifest.json").write_text('{"format": "drivesim-rec')
@@ -243,6 +277,9 @@ def test_corrupt_shard_is_reported_clearly(tmp_path, tiny_recording):
         (["--tracks", "no/such/folder"], "no such track file"),
         (["--width", 4], "width"),
         (["--seed", -1], "--seed"),
+        (["--cameras", "center,center"], "more than once"),
+        (["--frames", 10**11, "--shard-frames", 1], "raise shard_frames"),  # once built a list of 1e11 shards
+        (["--frames", 1001, "--shard-frames", 1001, "--episode-frames", 1], "1,001 episodes a shard"),  # failed 1,000 frames in
     ],
 )
 def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
