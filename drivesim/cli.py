@@ -40,18 +40,26 @@ def tracks_generate(
     curviness: float | None = typer.Option(None, help="0 (near-circle) to 1 (many bends) (default 0.5)."),
     min_radius: float | None = typer.Option(None, "--min-radius", help="Tightest bend radius [m] (default 20)."),
     config: Path | None = typer.Option(None, "--config", help="TrackConfig JSON file; options given here override it."),
+    force: bool = typer.Option(False, "--force", help="Replace track files in --out that hold other tracks."),
 ) -> None:
     """Generate tracks from seeds and save them as JSON."""
     from tqdm import tqdm
 
     from drivesim.track import generate_track, save_track
+    from drivesim.track.io import track_to_json
 
     base = to_dict(load_json(TrackConfig, config)) if config else {}
     overrides = {"length": length, "width": width, "lanes": lanes, "curviness": curviness, "min_radius": min_radius}
     track_config = from_dict(TrackConfig, base | {k: v for k, v in overrides.items() if v is not None})
-    for s in tqdm(range(seed, seed + count), desc="tracks", unit="track", disable=count < 2):
-        track = generate_track(s, track_config)
-        path = save_track(track, out / f"track-{s:05d}.json")
+    tracks = {out / f"track-{s:05d}.json": generate_track(s, track_config)
+              for s in tqdm(range(seed, seed + count), desc="tracks", unit="track", disable=count < 2)}
+    # A recording made on a track folder stores its files' digest: replacing one in place would stop it resuming.
+    other = [path for path, track in tracks.items() if path.exists() and not _holds_track(path, track_to_json(track))]
+    if other and not force:
+        which = f"{other[0]} already holds another track" if len(other) == 1 else f"{len(other)} files already hold other tracks, {other[0]} first"
+        raise DrivesimError(f"{which}; use another --out or --seed, or --force to replace them")
+    for path, track in tracks.items():
+        save_track(track, path)
         if count < 2:
             typer.echo(f"{path}: {track.length:.0f} m, {track.width:g} m wide, {track.lanes} lane(s)")
     if count >= 2:
@@ -62,7 +70,7 @@ def tracks_generate(
 def tracks_preview(
     files: list[Path] = typer.Argument(..., help="Track files or folders of track files."),
     out: Path = typer.Option(..., "--out", help="PNG to write."),
-    columns: int | None = typer.Option(None, help="Tiles per row (default: up to 4)."),
+    columns: int | None = typer.Option(None, min=1, help="Tiles per row (default: up to 4)."),
 ) -> None:
     """Draw tracks from above, with the start line (red) and driving direction (arrow)."""
     from drivesim.render.topdown import preview_tracks
@@ -83,7 +91,7 @@ def generate_command(
     seed: int | None = typer.Option(None, "--seed", min=0, help="Run seed: the same seed and options give the same bytes [default 0]."),
     cameras: str | None = typer.Option(None, "--cameras", help="center, or center,left,right (PilotNet's recovery cameras) [default center]."),
     randomize: str | None = typer.Option(None, "--randomize", help="Domain randomization: none, light or full [default full]."),
-    noise: float | None = typer.Option(None, "--noise", min=0.0, max=1.0, help="DART steering noise std on the executed controls; labels stay clean; 0 = none [default 0.1]."),
+    noise: float | None = typer.Option(None, "--noise", min=0.0, max=1.0, help="DART steering noise std on the executed controls; labels stay clean; 0 = no steering noise [default 0.1]."),
     shard_frames: int | None = typer.Option(None, "--shard-frames", min=1, help="Frames per shard [default 1000]."),
     episode_frames: int | None = typer.Option(None, "--episode-frames", min=1, help="Longest episode in frames [default 400]."),
     width: int | None = typer.Option(None, "--width", help="Camera image width [px] [default 160]."),
@@ -98,7 +106,7 @@ def generate_command(
     """
     from dataclasses import replace
 
-    from drivesim.config import GenerateConfig, RandomizationConfig
+    from drivesim.config import GenerateConfig
     from drivesim.generate import DIGEST_KEYS, generate
 
     # A recording's stored config (manifest.json "config") works as --config: its digests are not fields.
@@ -110,7 +118,8 @@ def generate_command(
     if randomize is not None:
         if randomize not in ("none", "light", "full"):
             raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
-        run = replace(run, randomization=RandomizationConfig.preset(randomize))
+        # The level only: the effects a --config file switched off stay off.
+        run = replace(run, randomization=replace(run.randomization, level=randomize))
     if noise is not None:
         run = replace(run, noise=replace(run.noise, steering_std=noise))
     with _resumable_on_interrupt():
@@ -348,7 +357,7 @@ def play_command(
 
 def _window_size(text: str) -> tuple[int, int]:
     parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    if len(parts) != 2 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
         raise DrivesimError(f"--size must look like 800x600, got {text!r}")
     width, height = int(parts[0]), int(parts[1])
     if not (320 <= width <= 3840 and 240 <= height <= 2160):
@@ -356,11 +365,23 @@ def _window_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _holds_track(path: Path, data: dict) -> bool:
+    """`path` is a track file with the same content as `data` (so rewriting it changes nothing)."""
+    import json
+
+    try:
+        return json.loads(path.read_text()) == json.loads(json.dumps(data))
+    except (OSError, ValueError):
+        return False
+
+
 def _camera_list(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [n for n in names if n not in ("center", "left", "right")]
     if not names or unknown:
         raise DrivesimError(f"--cameras must list center, left, right (comma-separated), got {text!r}")
+    if len(set(names)) != len(names):  # train would make every frame of a repeated camera two samples
+        raise DrivesimError(f"--cameras names a camera more than once: {text!r}")
     return names
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from drivesim.atomic import write_atomically
 from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig, check, to_dict
 from drivesim.errors import DrivesimError
-from drivesim.evaluate import EvalConfig, Evaluation, evaluate
+from drivesim.evaluate import MAX_LAPS, EvalConfig, Evaluation, evaluate
 from drivesim.generate import generate
 from drivesim.learn import AugmentConfig, ModelConfig
 from drivesim.learn.train import TrainConfig, train
@@ -85,6 +85,8 @@ class DaggerConfig:
         check(self.shard_frames >= 1, "shard_frames must be at least 1")
         check(self.randomize in ("none", "light", "full"), "randomize must be none, light or full")
         check(0 <= self.start_noise <= 1 and 0 <= self.dart_noise <= 1, "DART noise must be in [0, 1]")
+        check(0 < self.eval_laps <= MAX_LAPS, f"eval_laps must be in (0, {MAX_LAPS}]")
+        check(self.epochs >= 1 and self.batch >= 1, "epochs and batch must be at least 1")
         ModelConfig(architecture=self.model)  # an unknown architecture fails now, not after the first data
 
 
@@ -151,7 +153,12 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
         # A re-run resumes. The folder may be spelled another way; the process count does not change the data
         # made, and an evaluation already made is kept as it was (with another count a network's outputs could
         # differ in their last bits).
-        before = json.loads(saved.read_text())
+        try:
+            before = json.loads(saved.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise DaggerError(f"{saved}: not valid JSON ({error}); restore it or use another --out") from None
+        if not isinstance(before, dict):
+            raise DaggerError(f"{saved}: expected the experiment's settings, got {type(before).__name__}; restore it or use another --out")
         # A setting added since that experiment was made counts as its default there.
         defaults = json.loads(json.dumps(to_dict(DaggerConfig(out=config.out))))
         changed = sorted(k for k in settings.keys() | before.keys()

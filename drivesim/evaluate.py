@@ -78,9 +78,13 @@ class EvalConfig:
     expert: ExpertConfig = ExpertConfig()
 
     def __post_init__(self) -> None:
-        check(self.laps > 0, "laps must be > 0")
+        check(0 < self.laps <= MAX_LAPS, f"laps must be in (0, {MAX_LAPS}]")
         check(self.looks >= 1, "looks must be >= 1")
         check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+
+
+MAX_LAPS = 1000
+"""Most laps of each track an evaluation drives: a bound that keeps `--laps inf` a clear error."""
 
 
 class EvaluationError(DrivesimError):

@@ -29,6 +29,25 @@ def test_tracks_generate_and_preview(tmp_path):
     assert red.sum() > 10
 
 
+def test_tracks_generate_replaces_no_other_track_without_force(tmp_path):
+    # A recording made on a track folder resumes only while its files are unchanged.
+    assert run_cli("tracks", "generate", "--seed", 5, "--length", 600, "--out", tmp_path).returncode == 0
+    before = (tmp_path / "track-00005.json").read_bytes()
+    assert run_cli("tracks", "generate", "--seed", 5, "--length", 600, "--out", tmp_path).returncode == 0  # the same track again
+    refused = run_cli("tracks", "generate", "--seed", 4, "--count", 2, "--length", 900, "--out", tmp_path)
+    assert refused.returncode == 2 and "track-00005.json already holds another track" in refused.stderr, refused.stderr
+    assert (tmp_path / "track-00005.json").read_bytes() == before and not (tmp_path / "track-00004.json").exists()
+    assert run_cli("tracks", "generate", "--seed", 4, "--count", 2, "--length", 900, "--out", tmp_path, "--force").returncode == 0
+    assert (tmp_path / "track-00005.json").read_bytes() != before
+
+
+def test_preview_columns_beyond_the_track_count_draw_no_empty_tiles(tmp_path):
+    assert run_cli("tracks", "generate", "--seed", 5, "--count", 2, "--length", 600, "--out", tmp_path / "t").returncode == 0
+    result = run_cli("tracks", "preview", tmp_path / "t", "--out", tmp_path / "p.png", "--columns", 100000)  # once a 36 GB sheet
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(tmp_path / "p.png")).shape == (360, 720, 3)
+
+
 def test_user_errors_are_one_line_with_nonzero_exit(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"format_version": 1, "width"')
@@ -39,6 +58,8 @@ def test_user_errors_are_one_line_with_nonzero_exit(tmp_path):
         ("tracks", "generate", "--config", bad, "--out", tmp_path),
         ("tracks", "preview", tmp_path / "missing.json", "--out", tmp_path / "p.txt"),  # OpenCV would pick a format by the name
         ("eval", "--model", "expert", "--report", bad),  # refused before driving, not after
+        ("eval", "--model", "expert", "--laps", "inf"),  # once an OverflowError
+        ("train", "--data", tmp_path, "--out", tmp_path / "m", "--cameras", "center,center"),  # once every frame twice
         ("inspect", bad),
     ]
     for args in cases:

@@ -88,6 +88,11 @@ def test_dagger_refuses_wrong_tracks_and_changed_settings_before_any_work(repo_r
         run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, workers=1), log=lambda _: None)
     with pytest.raises(DaggerError, match=r"other settings \(frames_per_iteration, start_noise\)"):
         run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, start_noise=0.1, workers=1), log=lambda _: None)
+    (tmp_path / "c" / "dagger-config.json").write_text('{"iterations": 4, "fra')
+    with pytest.raises(DaggerError, match="dagger-config.json: not valid JSON"):
+        run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=200, workers=1), log=lambda _: None)
+    with pytest.raises(DrivesimError, match=r"eval_laps must be in \(0, 1000\]"):  # stored as Infinity, it could never resume
+        DaggerConfig(out=str(tmp_path / "b"), eval_laps=float("inf"))
 
 
 def test_dagger_can_start_from_noisy_expert_data(repo_root, tmp_path):

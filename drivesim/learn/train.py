@@ -71,6 +71,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check(len(self.data) > 0, "train needs at least one --data recording")
+        check(len(set(self.cameras)) == len(self.cameras), f"cameras must not repeat, got {', '.join(self.cameras)}")
         check(self.epochs >= 1 and self.batch >= 1, "epochs and batch must be at least 1")
         check(0 < self.val_fraction < 0.9, "val_fraction must be in (0, 0.9)")
         check(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a number > 0, got {self.lr:g}")
@@ -199,6 +200,9 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         history.append(record)
         improved = val_loss < best
         if improved:
+            if not math.isfinite(best):  # the first save replaces an earlier run's model: its log no longer describes it
+                for stale in ("train-log.json", "loss.png"):
+                    (out / stale).unlink(missing_ok=True)
             best = val_loss
             save_checkpoint(out / WEIGHTS_FILE, model, config.preprocessing, _training_meta(config, data_prints, history, frames_seen, best))
         log(f"epoch {epoch + 1}: train loss {record['train_loss']:.5f}  val loss {val_loss:.5f}  {train_rate:.0f} frames/s" + ("  (best, saved)" if improved else ""))

@@ -85,6 +85,8 @@ class RecordingDataset(Dataset):
         unknown = [camera for camera in cameras if camera not in CAMERA_NAMES]
         if unknown:
             raise RecordingError(f"unknown camera(s) {unknown}; cameras are {list(CAMERA_NAMES)}")
+        if len(set(cameras)) != len(cameras):  # every frame of that camera would be two samples
+            raise RecordingError(f"camera(s) given more than once: {list(cameras)}")
         if max_open_files < 1:
             raise RecordingError(f"max_open_files must be at least 1, got {max_open_files}")
         resolved = [Path(folder).resolve() for folder in folders]

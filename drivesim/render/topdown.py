@@ -110,7 +110,7 @@ class TopDownMap:
 
 def preview_tracks(tracks: list[Track], out: Path | str, tile: int = 360, columns: int | None = None) -> Path:
     """Save a PNG grid of top-down tracks, each labelled with its name, length, width and lanes."""
-    columns = columns or min(4, len(tracks))
+    columns = min(columns or 4, len(tracks))  # no empty columns: --columns 100000 once asked for a 36 GB sheet
     rows = -(-len(tracks) // columns)
     sheet = np.full((rows * tile, columns * tile, 3), 255, dtype=np.uint8)
     for i, track in enumerate(tracks):

@@ -60,6 +60,7 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path, track_file, monke
     cases = {
         ("--size", "100x100"): "--size",
         ("--size", "big"): "--size",
+        ("--size", "\u00b2x600"): "--size",  # a digit to str.isdigit, not to int()
         ("--track", track_file, "--seed", "3"): "not both",
         ("--driver", "network"): "--model",
         ("--driver", "robot"): "--driver",

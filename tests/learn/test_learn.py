@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -247,6 +248,22 @@ def test_cli_trains_a_few_steps(tiny_recording, tmp_path):
     )
     assert again.returncode == 2 and "already holds a model" in again.stderr
     assert load_checkpoint(tmp_path / "m").model_config.architecture == "small"  # untouched
+
+
+def test_a_run_replacing_a_model_and_stopped_after_its_first_save_leaves_no_old_log(tiny_recording, tmp_path):
+    # train-log.json tells dagger a training finished: beside new weights, the earlier run's log would pass for theirs.
+    config = TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / "m"), model=ModelConfig("small"), epochs=2, batch=16, workers=0, max_steps=4)
+    train(config, progress=False, log=lambda _: None)
+    old_weights = (tmp_path / "m" / "model.safetensors").read_bytes()
+
+    def stop_after_the_first_save(line: str) -> None:
+        if line.startswith("epoch 1:"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(config, seed=1), progress=False, log=stop_after_the_first_save)
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() != old_weights
+    assert not (tmp_path / "m" / "train-log.json").exists() and not (tmp_path / "m" / "loss.png").exists()
 
 
 def test_cli_train_on_a_corrupt_frame_says_so_in_one_line(tiny_recording, tmp_path):

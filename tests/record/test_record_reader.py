@@ -110,6 +110,8 @@ def test_several_cameras_and_folders_and_transform(tmp_path):
         RecordingDataset([*folders, tmp_path / "run2"], cameras=("right",))
     with pytest.raises(RecordingError, match="given more than once"):
         RecordingDataset([folders[0], folders[1], str(folders[0]) + "/"])
+    with pytest.raises(RecordingError, match="camera.*given more than once"):
+        RecordingDataset(folders, cameras=("left", "center", "left"))
     # Folders from a generator (a glob) are read once, not used up by the checks.
     assert len(RecordingDataset(tmp_path.glob("run[01]"), cameras=("center", "left"))) == 2 * 2 * 5
     with pytest.raises(RecordingError, match="unknown field 'steer'"):
