@@ -8,6 +8,7 @@ the parent stops them early are decided here, once.
 
 from __future__ import annotations
 
+import gc
 import math
 import multiprocessing
 import os
@@ -42,7 +43,7 @@ def worker_context(torch_threads: int = 1) -> multiprocessing.context.BaseContex
     its first parallel region, while one-thread work runs inline. Nor may the
     parent have started CUDA, which cannot start again in a forked child.
     Workers must call `init_worker` before anything else, and be started
-    inside `threads_parked`.
+    inside `ready_to_fork`.
     """
     torch = sys.modules.get("torch")
     cuda_started = torch is not None and torch.cuda.is_initialized()
@@ -93,12 +94,22 @@ def _end_with_parent() -> None:
 
 
 @contextmanager
-def threads_parked(context: multiprocessing.context.BaseContext) -> Iterator[None]:
-    """Around the point where `context`'s workers start: when they fork, OpenCV's thread pool is wound
-    down first and restored after. A forked child has none of the parent's threads, and OpenCV in the
-    child waits forever for the pool's threads it inherited the bookkeeping of."""
+def ready_to_fork(context: multiprocessing.context.BaseContext) -> Iterator[None]:
+    """Around the point where `context`'s workers start; when they fork:
+
+    - Garbage is collected first. A child inherits the parent's uncollected reference cycles, and when
+      its own collector frees them their finalizers run in the wrong process: a training's DataLoader
+      iterator, freed in a generate worker `dagger` forked after the training, printed an
+      "AssertionError: can only test a child process" traceback per worker.
+    - OpenCV's thread pool is wound down and restored after. A forked child has none of the parent's
+      threads, and OpenCV in the child waits forever for the pool's threads it inherited the bookkeeping of.
+    """
+    if context.get_start_method() != "fork":
+        yield
+        return
+    gc.collect()
     cv2 = sys.modules.get("cv2")  # not imported: no pool to park
-    if context.get_start_method() != "fork" or cv2 is None:
+    if cv2 is None:
         yield
         return
     threads = cv2.getNumThreads()
@@ -182,13 +193,13 @@ def run_in_workers(
     `torch_threads` threads; `on_result(i, result)` for call i as it finishes, and the workers'
     `report_progress` counts moved onto `bar` meanwhile.
 
-    The workers start as `worker_context` says (inside `threads_parked`, each first calling `init_worker`).
+    The workers start as `worker_context` says (inside `ready_to_fork`, each first calling `init_worker`).
     A failed call or an interrupt sets the stop that workers check with `stop_requested`, so none goes on
     with work nobody will collect, and is raised; a worker that died raises BrokenProcessPool."""
     context = worker_context(torch_threads)
     progress_queue, stop = context.Queue(), context.Event()
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(progress_queue, stop, torch_threads)) as executor:
-        with threads_parked(context):  # the workers start (fork) at the first submit
+        with ready_to_fork(context):  # the workers start (fork) at the first submit
             futures = {executor.submit(function, *args): i for i, args in enumerate(calls)}
         try:
             wait_with_progress(futures, progress_queue, bar, lambda future: on_result(futures[future], future.result()))

@@ -126,3 +126,30 @@ def test_workers_end_with_a_killed_parent(tmp_path, repo_root):
         parent.kill()
         for pid in workers():
             os.kill(pid, signal.SIGKILL)
+
+
+def test_garbage_is_finalized_in_the_process_that_made_it_not_in_a_forked_worker(tmp_path):
+    # A training's DataLoader iterator left in a reference cycle was freed in generate's forked workers, whose
+    # finalizer then printed "AssertionError: can only test a child process" once per worker.
+    script = tmp_path / "garbage.py"
+    script.write_text(
+        "import gc, os\n"
+        "from tqdm import tqdm\n"
+        "from drivesim.processes import run_in_workers\n"
+        "PARENT = os.getpid()\n"
+        "class Owned:\n"
+        "    def __del__(self):\n"
+        "        print('finalized in', 'parent' if os.getpid() == PARENT else 'worker', flush=True)\n"
+        "def collect_garbage():\n"
+        "    gc.collect()\n"
+        "    return 0\n"
+        "if __name__ == '__main__':\n"
+        "    gc.disable()  # only the collections the code asks for\n"
+        "    owned = Owned()\n"
+        "    owned.cycle = owned\n"
+        "    del owned\n"
+        "    run_in_workers(collect_garbage, [()], workers=1, torch_threads=1, bar=tqdm(disable=True), on_result=lambda i, r: None)\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == "finalized in parent", result.stdout
