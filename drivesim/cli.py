@@ -254,7 +254,7 @@ def eval_command(
     results = [evaluate(driver, config, record=record, name=name, progress=progress, workers=workers)]
     if reference and model != "expert":
         results.append(evaluate(ExpertDriver(config.expert), config, name="expert (reference)", progress=progress, workers=workers))
-    typer.echo(markdown_table([(r.driver, r.overall) for r in results]))
+    typer.echo(markdown_table([row for r in results for row in [(r.driver, r.overall), *((f"{r.driver}: {lanes}-lane tracks", m) for lanes, m in r.by_lanes.items())]]))
     if report is not None:
         typer.echo(f"wrote {write_report(results, report)}")
 

@@ -121,14 +121,17 @@ def _train(config: DaggerConfig, data: list[Path], val: Path, out: Path, log: Ca
 
 
 def _evaluate(config: DaggerConfig, model: Path, folder: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    """Evaluate a model on the held-out tracks once; the result is cached in `folder`/metrics.json."""
+    """Evaluate a model on the held-out tracks once; the result is cached in `folder`/metrics.json. Returns
+    the overall metrics, with "interventions_per_km_by_lanes" (lane count -> rate) added when the tracks
+    have both lane counts."""
     from drivesim.drivers.policy import PolicyDriver
     from drivesim.report import write_report
 
     cached = folder / "metrics.json"
     if cached.exists():
         try:
-            return next(iter(json.loads(cached.read_text()).values()))["overall"]  # its one evaluation, however --out was spelled
+            stored = next(iter(json.loads(cached.read_text()).values()))  # its one evaluation, however --out was spelled
+            return _with_lane_rates(stored["overall"], {int(k): v for k, v in stored.get("by_lanes", {}).items()})
         except (ValueError, KeyError, StopIteration, TypeError, AttributeError):
             log(f"  {cached} is unreadable (an interrupted write?); evaluating again")
     evaluation: Evaluation = evaluate(
@@ -137,7 +140,11 @@ def _evaluate(config: DaggerConfig, model: Path, folder: Path, log: Callable[[st
     write_report([evaluation], folder)
     overall = evaluation.overall
     log(f"  eval {model.name}: autonomy {overall['autonomy_pct']:.2f}%  interventions/km {overall['interventions_per_km']:.2f}  crashes {overall['crashes']}")
-    return overall
+    return _with_lane_rates(overall, evaluation.by_lanes)
+
+
+def _with_lane_rates(overall: dict[str, Any], by_lanes: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    return {**overall, "interventions_per_km_by_lanes": {lanes: m["interventions_per_km"] for lanes, m in sorted(by_lanes.items())}}
 
 
 def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -186,7 +193,7 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
         data.append(folder)
         model = _train(config, data, val, out / "models" / f"dagger-{i}", log)
         metrics = _evaluate(config, model, out / "eval" / f"dagger-{i}", log)
-        rows.append({"name": f"DAgger iteration {i}", "frames": n * (i + 1), **{k: metrics.get(k) for k in TRACKED_METRICS}})
+        rows.append(_row(f"DAgger iteration {i}", n * (i + 1), metrics))
 
     if config.baselines:
         total = n * config.iterations
@@ -198,7 +205,7 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
             generate(_data_config(config, total, seed=seed, noise=noise), folder, workers=config.workers, progress=False)
             model = _train(config, [folder], val, out / "models" / slug, log)
             metrics = _evaluate(config, model, out / "eval" / slug, log)
-            rows.append({"name": name, "frames": total, **{k: metrics.get(k) for k in TRACKED_METRICS}})
+            rows.append(_row(name, total, metrics))
 
     summary = {"config": to_dict(config), "rows": rows}
     write_atomically(out / "dagger.json", json.dumps(summary, indent=1) + "\n")
@@ -208,17 +215,28 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
     return summary
 
 
+def _row(name: str, frames: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    """One line of the table: a run's tracked metrics."""
+    by_lanes = metrics.get("interventions_per_km_by_lanes") or {}
+    return {"name": name, "frames": frames, **{k: metrics.get(k) for k in TRACKED_METRICS}, "interventions_per_km_by_lanes": by_lanes}
+
+
 def dagger_table(rows: list[dict[str, Any]]) -> str:
     def cell(value: Any, fmt: str) -> str:
         return "–" if value is None else fmt.format(value)
 
+    # With one- and two-lane held-out tracks, a run's rate is often mostly one kind's (docs/dagger.md).
+    lane_counts = sorted({int(k) for r in rows for k in r.get("interventions_per_km_by_lanes") or {}})
+    by_lanes = "".join(f" {k}-lane interv./km |" for k in lane_counts)
     lines = [
-        "| run | frames | autonomy % | interventions/km | clean laps | crashes | mean abs offset [m] | steering rate [1/s] |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | frames | autonomy % | interventions/km |" + by_lanes + " clean laps | crashes | mean abs offset [m] | steering rate [1/s] |",
+        "|---" * (8 + len(lane_counts)) + "|",
     ]
     for r in rows:
+        rates = {int(k): v for k, v in (r.get("interventions_per_km_by_lanes") or {}).items()}
+        lane_cells = "".join(f" {cell(rates.get(k), '{:.2f}')} |" for k in lane_counts)
         lines.append(
-            f"| {r['name']} | {r['frames']} | {cell(r['autonomy_pct'], '{:.2f}')} | {cell(r['interventions_per_km'], '{:.2f}')} | "
+            f"| {r['name']} | {r['frames']} | {cell(r['autonomy_pct'], '{:.2f}')} | {cell(r['interventions_per_km'], '{:.2f}')} |{lane_cells} "
             f"{cell(r['clean_lap_share'], '{:.0%}')} | {r['crashes']} | {cell(r['mean_abs_offset_m'], '{:.3f}')} | {cell(r['mean_abs_steering_rate'], '{:.3f}')} |"
         )
     return "\n".join(lines)

@@ -149,11 +149,16 @@ class Evaluation:
     runs: list[TrackRun]
     overall: dict[str, Any]
     config: dict[str, Any] = field(default_factory=dict)
+    by_lanes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """The overall metrics of the one-lane and of the two-lane tracks, when both kinds were driven: a
+    network that cannot tell them apart keeps right on one-lane roads or drives down the middle of
+    two-lane ones, and only this split shows it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "driver": self.driver,
             "overall": self.overall,
+            "by_lanes": {str(lanes): metrics for lanes, metrics in self.by_lanes.items()},
             "tracks": {run.name: run.metrics for run in self.runs},
             "config": self.config,
         }
@@ -294,8 +299,14 @@ def evaluate(
         metrics = closed_loop_metrics(trace, dt, evaluated, laps=lap_flags(trace, track.length), takeover=takeover)
         track_runs.append(TrackRun(track, trace, metrics, look, config.looks))
     overall = combine([r.metrics for r in track_runs], [r.trace for r in track_runs], dt, evaluated, takeover)
+    lane_counts = sorted({r.track.lanes for r in track_runs})
+    by_lanes = {}
+    if len(lane_counts) > 1:
+        for lanes in lane_counts:
+            runs = [r for r in track_runs if r.track.lanes == lanes]
+            by_lanes[lanes] = combine([r.metrics for r in runs], [r.trace for r in runs], dt, evaluated, takeover)
     # How it ran, kept with the results: a network's outputs differ in their last bits with batch and threads.
-    return Evaluation(name, track_runs, overall, {**attrs_config, "processes": len(groups)})
+    return Evaluation(name, track_runs, overall, {**attrs_config, "processes": len(groups)}, by_lanes)
 
 
 # ---------------------------------------------------------------- worker processes

@@ -68,6 +68,9 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
     write_atomically(folder / "metrics.json", json.dumps({e.driver: e.to_dict() for e in evaluations}, indent=1, sort_keys=True, default=_json_default) + "\n")
     lines = ["# Closed-loop evaluation", "", "## Overall", "", markdown_table([(e.driver, e.overall) for e in evaluations]), ""]
     for evaluation in evaluations:
+        if evaluation.by_lanes:
+            rows = [(f"{lanes}-lane tracks", metrics) for lanes, metrics in evaluation.by_lanes.items()]
+            lines += [f"## {evaluation.driver}: by lanes", "", markdown_table(rows), ""]
         lines += [f"## {evaluation.driver}: per track", "", markdown_table([(run.name, run.metrics) for run in evaluation.runs]), ""]
         picture = folder / f"{_slug(evaluation.driver)}.png"
         plot_runs(evaluation, picture)

@@ -1,4 +1,5 @@
 import copy
+import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -378,3 +379,28 @@ def test_a_network_drives_in_workers_forked_after_torch_ran_on_several_threads(t
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "processes 2" in result.stdout
+
+
+def test_one_and_two_lane_tracks_get_their_own_totals(repo_root, tmp_path, short_track):
+    # A network that cannot tell the two apart fails on one kind only (docs/dagger.md); the split shows which.
+    import shutil
+
+    from drivesim.dagger import dagger_table
+    from drivesim.report import write_report
+
+    for name in ("val-000", "val-002"):  # one lane, two lanes
+        shutil.copy(repo_root / "tracks" / "val" / f"{name}.json", tmp_path)
+    mixed = evaluate(AlwaysLeft(), config_for(str(tmp_path), laps=0.15))
+    assert sorted(mixed.by_lanes) == [1, 2]
+    for key in ("interventions", "frames", "distance_km", "elapsed_s"):
+        assert mixed.by_lanes[1][key] + mixed.by_lanes[2][key] == pytest.approx(mixed.overall[key])
+    one_lane = next(run for run in mixed.runs if run.track.lanes == 1)
+    assert mixed.by_lanes[1]["interventions"] == one_lane.metrics["interventions"] > 0
+    stored = json.loads(write_report([mixed], tmp_path / "r").with_suffix(".json").read_text())["policy"]["by_lanes"]
+    assert stored["2"]["interventions"] == mixed.by_lanes[2]["interventions"] and set(stored) == {"1", "2"}
+    assert "## policy: by lanes" in (tmp_path / "r" / "metrics.md").read_text()
+    assert evaluate(AlwaysLeft(), config_for(short_track, laps=0.05)).by_lanes == {}
+
+    row = {"name": "x", "frames": 1, **mixed.overall, "interventions_per_km_by_lanes": {k: m["interventions_per_km"] for k, m in mixed.by_lanes.items()}}
+    table = dagger_table([row])
+    assert "| 1-lane interv./km | 2-lane interv./km |" in table and f"| {mixed.by_lanes[2]['interventions_per_km']:.2f} |" in table
