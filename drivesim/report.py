@@ -65,7 +65,6 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
     """metrics.json, metrics.md and one PNG per evaluation (trajectories and lateral offsets) in `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomically(folder / "metrics.json", json.dumps({e.driver: e.to_dict() for e in evaluations}, indent=1, sort_keys=True, default=_json_default) + "\n")
     lines = ["# Closed-loop evaluation", "", "## Overall", "", markdown_table([(e.driver, e.overall) for e in evaluations]), ""]
     for evaluation in evaluations:
         if evaluation.by_lanes:
@@ -77,6 +76,8 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
         lines += [f"![{evaluation.driver}]({picture.name})", ""]
     lines += ["Metrics are defined in docs/metrics.md.", ""]
     write_atomically(folder / "metrics.md", "\n".join(lines))
+    # Last: `drivesim dagger` takes an evaluation whose metrics.json exists as done, pictures included.
+    write_atomically(folder / "metrics.json", json.dumps({e.driver: e.to_dict() for e in evaluations}, indent=1, sort_keys=True, default=_json_default) + "\n")
     return folder / "metrics.md"
 
 

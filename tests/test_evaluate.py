@@ -404,3 +404,18 @@ def test_one_and_two_lane_tracks_get_their_own_totals(repo_root, tmp_path, short
     row = {"name": "x", "frames": 1, **mixed.overall, "interventions_per_km_by_lanes": {k: m["interventions_per_km"] for k, m in mixed.by_lanes.items()}}
     table = dagger_table([row])
     assert "| 1-lane interv./km | 2-lane interv./km |" in table and f"| {mixed.by_lanes[2]['interventions_per_km']:.2f} |" in table
+
+
+def test_a_report_that_fails_midway_leaves_no_metrics_json(short_track, tmp_path, monkeypatch):
+    # dagger takes an evaluation folder holding metrics.json as done: it must be written after the pictures.
+    import drivesim.report as report
+
+    evaluation = evaluate(AlwaysLeft(), config_for(short_track, laps=0.05))
+
+    def broken_plot(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report, "plot_runs", broken_plot)
+    with pytest.raises(OSError, match="disk full"):
+        report.write_report([evaluation], tmp_path / "r")
+    assert not (tmp_path / "r" / "metrics.json").exists()
