@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from drivesim.config import TrackConfig, from_dict, load_json, to_dict
+from drivesim.config import TrackConfig, from_dict, load_json
 from drivesim.errors import DrivesimError
 from drivesim.processes import usable_cores
 
@@ -48,9 +48,8 @@ def tracks_generate(
     from drivesim.track import generate_track, save_track
     from drivesim.track.io import track_to_json
 
-    base = to_dict(load_json(TrackConfig, config)) if config else {}
-    overrides = {"length": length, "width": width, "lanes": lanes, "curviness": curviness, "min_radius": min_radius}
-    track_config = from_dict(TrackConfig, base | {k: v for k, v in overrides.items() if v is not None})
+    given = _given({"length": length, "width": width, "lanes": lanes, "curviness": curviness, "min_radius": min_radius})
+    track_config = load_json(TrackConfig, config, overrides=given) if config else from_dict(TrackConfig, given)
     tracks = {out / f"track-{s:05d}.json": generate_track(s, track_config)
               for s in tqdm(range(seed, seed + count), desc="tracks", unit="track", disable=count < 2)}
     # A recording made on a track folder stores its files' digest: replacing one in place would stop it resuming.
@@ -104,24 +103,19 @@ def generate_command(
     Re-running the same command after an interruption keeps the finished
     shards and makes only the missing ones.
     """
-    from dataclasses import replace
-
     from drivesim.config import GenerateConfig
     from drivesim.generate import DIGEST_KEYS, generate
 
+    if randomize is not None and randomize not in ("none", "light", "full"):
+        raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
+    # The options, in the config's own shape, go over the file's values (a section key by key: --randomize
+    # sets the level and leaves the effects a file switched off), and only then is anything checked.
+    options = {"frames": frames, "seed": seed, "tracks": tracks, "shard_frames": shard_frames, "episode_frames": episode_frames,
+               "rig": {"camera": {"width": width, "height": height}, "cameras": _camera_list(cameras) if cameras else None},
+               "randomization": {"level": randomize}, "noise": {"steering_std": noise}}
+    given = _given(options)
     # A recording's stored config (manifest.json "config") works as --config: its digests are not fields.
-    run = load_json(GenerateConfig, config, ignore=DIGEST_KEYS) if config else GenerateConfig()
-    given = {"frames": frames, "seed": seed, "tracks": tracks, "shard_frames": shard_frames, "episode_frames": episode_frames}
-    run = replace(run, **{name: value for name, value in given.items() if value is not None})
-    camera = replace(run.rig.camera, **{k: v for k, v in (("width", width), ("height", height)) if v is not None})
-    run = replace(run, rig=replace(run.rig, camera=camera, cameras=_camera_list(cameras) if cameras else run.rig.cameras))
-    if randomize is not None:
-        if randomize not in ("none", "light", "full"):
-            raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
-        # The level only: the effects a --config file switched off stay off.
-        run = replace(run, randomization=replace(run.randomization, level=randomize))
-    if noise is not None:
-        run = replace(run, noise=replace(run.noise, steering_std=noise))
+    run = load_json(GenerateConfig, config, ignore=DIGEST_KEYS, overrides=given) if config else from_dict(GenerateConfig, given)
     with _resumable_on_interrupt():
         result = generate(run, out, workers=workers, force=force, progress=sys.stderr.isatty())
     reused = f" ({result.reused_shards} kept from an earlier run)" if result.reused_shards else ""
@@ -363,6 +357,16 @@ def _window_size(text: str) -> tuple[int, int]:
     if not (320 <= width <= 3840 and 240 <= height <= 2160):
         raise DrivesimError(f"--size must be between 320x240 and 3840x2160, got {text!r}")
     return width, height
+
+
+def _given(options: dict) -> dict:
+    """The options a user gave: those not None, in nested sections left out where empty."""
+    given = {}
+    for key, value in options.items():
+        value = _given(value) if isinstance(value, dict) else value
+        if value is not None and value != {}:
+            given[key] = list(value) if isinstance(value, tuple) else value
+    return given
 
 
 def _holds_track(path: Path, data: dict) -> bool:

@@ -378,7 +378,7 @@ class GenerateConfig:
         # Both limits would otherwise stop a run only when it reaches them, hours in.
         shards = math.ceil(self.frames / self.shard_frames)
         check(shards <= MAX_SHARDS, f"frames / shard_frames makes {shards:,} shards, more than {MAX_SHARDS:,}: raise shard_frames")
-        episodes = math.ceil(self.shard_frames / self.episode_frames)
+        episodes = math.ceil(min(self.shard_frames, self.frames) / self.episode_frames)  # no shard holds more than frames
         check(episodes <= EPISODES_PER_SHARD_MAX,
               f"shard_frames / episode_frames makes {episodes:,} episodes a shard, more than {EPISODES_PER_SHARD_MAX}: raise episode_frames or lower shard_frames")
 
@@ -398,26 +398,26 @@ def from_dict(cls: type[T], data: Any, where: str = "", base: T | None = None) -
     file holding `{"noise": {"correlation_time": 1.0}}` keeps GenerateConfig's steering noise, not
     NoiseConfig's own default of none.
     """
-    where = where or cls.__name__
+    label = where or cls.__name__
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{label}: expected a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+        raise ConfigError(f"{label}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
         inner = getattr(base, name) if base is not None else _default(fields[name])
-        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}", inner)
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name, inner)
     try:
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except TypeError as error:  # a required field is missing
-        raise ConfigError(f"{where}: {error}") from None
+        raise ConfigError(f"{label}: {error}") from None
     except ConfigError as error:  # a value out of range: say which file and section holds it
-        raise ConfigError(f"{where}: {error}") from None
+        raise ConfigError(f"{where}: {error}" if where else str(error)) from None
 
 
 def _default(field: dataclasses.Field) -> Any:
@@ -472,9 +472,27 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number a config can hold")
 
 
-def load_json(cls: type[T], path: Path, ignore: tuple[str, ...] = ()) -> T:
+def load_json(cls: type[T], path: Path, ignore: tuple[str, ...] = (), overrides: dict[str, Any] | None = None) -> T:
     """Read a config of type `cls` from a JSON file, with a clear error for a bad file. Top-level keys in
-    `ignore` are dropped first (e.g. the digests a recording stores beside its config's fields)."""
+    `ignore` are dropped first (e.g. the digests a recording stores beside its config's fields). `overrides`
+    (plain data, nested sections merged key by key) replace the file's values before anything is checked,
+    so a limit between two values is judged on the values that will run."""
+    data = read_json(path, ignore)
+    return from_dict(cls, merge_plain(data, overrides or {}), str(path))
+
+
+def merge_plain(data: Any, overrides: dict[str, Any]) -> Any:
+    """`data` with `overrides` on top, nested mappings merged key by key (plain JSON data)."""
+    if not isinstance(data, dict):
+        return data if not overrides else overrides  # a file that is no mapping is refused by from_dict unless replaced
+    merged = dict(data)
+    for key, value in overrides.items():
+        merged[key] = merge_plain(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def read_json(path: Path, ignore: tuple[str, ...] = ()) -> Any:
+    """The plain data of a JSON config file, top-level keys in `ignore` dropped; ConfigError for a bad file."""
     try:
         data = json.loads(Path(path).read_text(), parse_constant=_refuse_constant)
     except FileNotFoundError:
@@ -485,7 +503,7 @@ def load_json(cls: type[T], path: Path, ignore: tuple[str, ...] = ()) -> T:
         raise ConfigError(f"{path}: not valid JSON ({error})") from None
     if isinstance(data, dict):
         data = {key: value for key, value in data.items() if key not in ignore}
-    return from_dict(cls, data, str(path))
+    return data
 
 
 __all__ = [

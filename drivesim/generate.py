@@ -186,8 +186,9 @@ def write_shard(
     with ShardWriter(folder / shard_name(job.index), view.camera_shapes(), attrs) as writer, closing(view):
         remaining, k = job.frames, 0
         while remaining > 0:
-            if k >= EPISODES_PER_SHARD_MAX:
-                raise GenerateError("too many episodes in one shard; raise episode_frames or lower shard_frames")
+            if k >= EPISODES_PER_SHARD_MAX:  # crashes end episodes early: more than shard_frames / episode_frames
+                raise GenerateError(f"more than {EPISODES_PER_SHARD_MAX} episodes in shard {job.index}, most of them ended early by crashes; "
+                                    "lower shard_frames")
             episode_rng = np.random.default_rng([config.seed, job.index, k])
             start = float(episode_rng.uniform(0.0, track.length))
             offset = float(episode_rng.uniform(-0.5, 0.5))
@@ -312,7 +313,25 @@ def _difference(stored: Any, fingerprint: dict[str, Any]) -> str:
     """What makes `stored` another run than `fingerprint`, in words."""
     if isinstance(stored, dict) and same_config({k: v for k, v in stored.items() if k != "tracks_sha256"}, fingerprint):
         return f"a different config: the same options, but the track files in {fingerprint.get('tracks')} have changed since"
-    return "a different config"
+    if not isinstance(stored, dict):
+        return "a different config"
+    changes = _changed_keys(stored, fingerprint)
+    shown = ", ".join(f"{key} {old!r} there, {new!r} now" for key, old, new in changes[:3])
+    return f"a different config ({shown}{', ...' if len(changes) > 3 else ''})" if changes else "a different config"
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) of every setting that differs, digests left out."""
+    changes = []
+    for key in sorted(old.keys() | new.keys()):
+        if key in DIGEST_KEYS or key == "policy":  # the policy is the same by its weights: same_config judges it
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changes.append((prefix + key, a, b))
+    return changes
 
 
 def _generated_index(path: Path) -> int | None:

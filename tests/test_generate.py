@@ -137,8 +137,13 @@ def test_other_config_is_never_overwritten_without_force(tmp_path, repo_root):
     config = GenerateConfig(frames=60, shard_frames=30, episode_frames=30, tracks=str(repo_root / "tracks" / "val"))
     generate(config, tmp_path / "r", workers=1, progress=False)
     changed = GenerateConfig(frames=60, shard_frames=30, episode_frames=30, seed=1, tracks=str(repo_root / "tracks" / "val"))
-    with pytest.raises(GenerateError, match="different config"):
+    with pytest.raises(GenerateError, match=r"different config \(seed 0 there, 1 now\)"):
         generate(changed, tmp_path / "r", workers=1, progress=False)
+    (tmp_path / "r" / "manifest.json").unlink()  # an interrupted run: the shards alone are judged
+    nested = replace(config, noise=replace(config.noise, correlation_time=1.0))
+    with pytest.raises(GenerateError, match=r"shard-00000.h5 was made with a different config \(noise.correlation_time 0.5 there, 1.0 now\)"):
+        generate(nested, tmp_path / "r", workers=1, progress=False)
+    generate(config, tmp_path / "r", workers=1, progress=False)
     assert read_manifest(tmp_path / "r").config["seed"] == 0
     generate(changed, tmp_path / "r", workers=1, force=True, progress=False)
     assert read_manifest(tmp_path / "r").config["seed"] == 1
@@ -191,6 +196,15 @@ def test_a_config_file_that_could_not_run_is_refused_before_force_deletes_anythi
     result = cli("generate", "--config", tmp_path / "c.json", "--out", tmp_path / "r", "--force", "--workers", 1)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(p.name for p in tiny_recording.iterdir())
+
+
+def test_limits_are_judged_on_the_values_that_will_run(tmp_path):
+    # The file's values alone once failed the shard-count check although the command line replaced both.
+    (tmp_path / "big.json").write_text('{"frames": 200000000, "shard_frames": 500000}')
+    result = cli("generate", "--config", tmp_path / "big.json", "--frames", 12, "--tracks", REPO / "tracks" / "val", "--workers", 1, "--out", tmp_path / "a")
+    assert result.returncode == 0, result.stderr
+    assert read_manifest(tmp_path / "a").frames == 12
+    GenerateConfig(frames=20, shard_frames=500_000)  # one 20-frame shard: 1 episode, not 1,250
 
 
 def test_a_config_file_section_keeps_the_defaults_it_does_not_mention(tmp_path):
