@@ -81,3 +81,16 @@ def test_check_expert_and_probe_give_one_line_for_a_missing_input(repo_root, tmp
     assert result.returncode == 2 and "Traceback" not in result.stderr and "no such track" in result.stderr
     result = run_script(repo_root, "probe_lateral.py", "--model", str(tmp_path / "none"))
     assert result.returncode != 0 and "Traceback" not in result.stderr and "no such checkpoint" in result.stderr
+
+
+def test_make_one_lane_tracks_writes_one_lane_pools_and_refuses_a_used_folder(repo_root, tmp_path):
+    from drivesim.track import load_tracks
+
+    result = run_script(repo_root, "make_one_lane_tracks.py", "--out", str(tmp_path / "ol"), "--train", "3", "--extra", "2")
+    assert result.returncode == 0, result.stderr
+    pools = {part: load_tracks(tmp_path / "ol" / part) for part in ("train", "holdout", "holdout-extra")}
+    assert [len(pools[p]) for p in pools] == [3, 4, 2]
+    assert all(track.lanes == 1 for tracks in pools.values() for track in tracks)
+    assert sorted(track.name for track in pools["holdout"]) == ["holdout-001", "holdout-002", "holdout-005", "holdout-007"]
+    again = run_script(repo_root, "make_one_lane_tracks.py", "--out", str(tmp_path / "ol"))
+    assert again.returncode == 1 and again.stderr.strip().endswith("is not empty; choose another --out")
