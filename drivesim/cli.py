@@ -248,7 +248,11 @@ def eval_command(
     results = [evaluate(driver, config, record=record, name=name, progress=progress, workers=workers)]
     if reference and model != "expert":
         results.append(evaluate(ExpertDriver(config.expert), config, name="expert (reference)", progress=progress, workers=workers))
-    typer.echo(markdown_table([row for r in results for row in [(r.driver, r.overall), *((f"{r.driver}: {lanes}-lane tracks", m) for lanes, m in r.by_lanes.items())]]))
+    rows = []
+    for result in results:
+        rows.append((result.driver, result.overall))
+        rows += [(f"{result.driver}: {lanes}-lane tracks", metrics) for lanes, metrics in result.by_lanes.items()]
+    typer.echo(markdown_table(rows))
     if report is not None:
         typer.echo(f"wrote {write_report(results, report)}")
 
