@@ -20,6 +20,7 @@ from drivesim.learn import (
     parameter_count,
     save_checkpoint,
 )
+from drivesim.learn.preprocess import _RGB_TO_YUV
 from drivesim.learn.train import TrainConfig, TrainingError, TrainingFrames, train
 from drivesim.record import RecordingDataset
 
@@ -154,6 +155,27 @@ def test_preprocessing_shapes_and_range():
     assert x.shape == (4, 3, 66, 200) and x.dtype == torch.float32
     assert x.abs().max() <= 1.5
     assert torch.equal(pre.apply(frames[0]), x[0])
+
+
+@pytest.mark.parametrize("frame", [(120, 160), (240, 320), (60, 80), (96, 333)])
+@pytest.mark.parametrize("color", ["yuv", "rgb"])
+def test_preprocessing_matches_torch_antialiased_resize(frame, color):
+    """The matrix form of the resize gives what F.interpolate(antialias=True) gives, shrinking or enlarging."""
+    import torch.nn.functional as F
+
+    pre = Preprocessing(crop_top=0.3, crop_bottom=0.1, color=color)
+    frames = torch.randint(0, 256, (3, 3, *frame), dtype=torch.uint8)
+    rows = frame[0]
+    cropped = frames[:, :, round(0.3 * rows) : rows - round(0.1 * rows)].to(torch.float32) / 255.0
+    x = F.interpolate(cropped, size=(pre.height, pre.width), mode="bilinear", align_corners=False, antialias=True)
+    if color == "yuv":
+        x = 2.0 * (torch.einsum("ij,bjhw->bihw", _RGB_TO_YUV, x) - torch.tensor([0.5, 0.0, 0.0]).view(1, 3, 1, 1))
+    else:
+        x = 2.0 * x - 1.0
+    assert torch.allclose(pre.apply(frames), x, rtol=0, atol=1e-5)
+    # Frames laid out as the policy driver hands them over (a permuted channels-last array) give the same.
+    channels_last = frames.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    assert torch.equal(pre.apply(channels_last), pre.apply(frames))
 
 
 def test_bad_checkpoints_are_rejected(tmp_path):
