@@ -3,7 +3,7 @@
     python scripts/benchmark.py render [--frames 3000] [--episodes 3]
     python scripts/benchmark.py generate [--frames 4000]     # one worker vs Gymnasium CarRacing-v3
     python scripts/benchmark.py setup [--tracks 12]          # per-shard scene and per-episode look set-up
-    python scripts/benchmark.py compression [--frames 1000]  # image codecs: size, speed (zlib, Huffman-only, the writer's choice)
+    python scripts/benchmark.py compression [--frames 1000]  # image codecs: size, speed (zlib, libdeflate, Huffman-only, the writer's choice)
     python scripts/benchmark.py parallel [--frames 8000]     # two workers vs one
     python scripts/benchmark.py memory                       # peak RSS of a worker at 2k and 50k frames
     python scripts/benchmark.py loader [--recording DIR]     # torch DataLoader frames/s vs training frames/s
@@ -136,25 +136,25 @@ def _generated_episodes(randomize: str, folder: str, frames: int = 1000) -> list
 
 
 def _writer_streams(episodes: list[list[np.ndarray]]) -> list[bytes]:
-    """The zlib streams the writer stores for these episodes' frames (without checksums): per episode, zlib
-    level 1 or Huffman-only after probing its first frame."""
-    import zlib
-
-    from drivesim.record.chunk import IMAGE_DEFLATE_LEVEL, choose_image_codec, deflate_huffman_only
+    """The zlib streams the writer stores for these episodes' frames (without checksums): per episode,
+    libdeflate or Huffman-only after probing its first frame."""
+    from drivesim.record.chunk import CODECS, choose_image_codec
 
     streams = []
     for images in episodes:
-        if choose_image_codec(images[0]) == "huffman-only":
-            streams += [deflate_huffman_only(image) for image in images]
-        else:
-            streams += [zlib.compress(image, IMAGE_DEFLATE_LEVEL) for image in images]
+        deflate_frame = CODECS[choose_image_codec(images[0])]
+        streams += [deflate_frame(image) for image in images]
     return streams
 
 
 def _encoding_only_rate(episodes: list[list[np.ndarray]]) -> float:
-    """Frames/s, one thread, of deflating these frames alone as the writer does: the ceiling of a one-core writer."""
+    """Frames/s, one thread, of encoding these frames alone as the writer does (deflate and checksum): the
+    ceiling of a one-core writer."""
+    from drivesim.record.chunk import hdf5_fletcher32
+
     start = time.perf_counter()
-    _writer_streams(episodes)
+    for stream in _writer_streams(episodes):
+        hdf5_fletcher32(stream)
     return sum(map(len, episodes)) / (time.perf_counter() - start)
 
 
@@ -201,7 +201,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
             episodes = _recorded_episodes(folder)
             fps = _encoding_only_rate(episodes)
             ratio = f" = {fps / car_racing:.1f}x CarRacing-v3" if car_racing else ""
-            print(f"  randomization {level:5s}, the writer's deflate of the same frames alone (the first {sum(map(len, episodes))}), "
+            print(f"  randomization {level:5s}, the writer's deflate and checksum of the same frames alone (the first {sum(map(len, episodes))}), "
                   f"one core: {fps:6.0f} frames/s{ratio}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -258,21 +258,28 @@ def cmd_compression(args: argparse.Namespace) -> None:
     import tempfile
     import zlib
 
-    from drivesim.record.chunk import HUFFMAN_ONLY_MAX_GROWTH, deflate_huffman_only
+    import deflate
+
+    from drivesim.record.chunk import HUFFMAN_ONLY_MAX_GROWTH, IMAGE_DEFLATE_LEVEL, deflate_huffman_only
+
+    def each(compress):
+        return lambda episodes: [compress(image) for images in episodes for image in images]
 
     folder = tempfile.mkdtemp(prefix="bench-compression-")
     # Each codec deflates a list of episodes (lists of frames); only the writer's choice looks at episodes.
-    codecs = [(f"zlib {level}", lambda episodes, level=level: [zlib.compress(image, level) for images in episodes for image in images]) for level in (1, 4, 6)]
-    codecs.append(("Huffman-only", lambda episodes: [deflate_huffman_only(image) for images in episodes for image in images]))
+    codecs = [(f"zlib {level}", each(lambda image, level=level: zlib.compress(image, level))) for level in (1, 6)]
+    codecs.append(("zlib Huffman", each(deflate_huffman_only)))
+    codecs += [(f"libdeflate {level}", each(lambda image, level=level: deflate.zlib_compress(image, level))) for level in (1, 2, 6)]
     codecs.append(("writer", _writer_streams))
     try:  # for comparison only: ISA-L is faster, but its streams were not the same from process to process
         from isal import isal_zlib
 
-        codecs += [(f"ISA-L {level}", lambda episodes, level=level: [isal_zlib.compress(image, level) for images in episodes for image in images]) for level in range(4)]
+        codecs += [(f"ISA-L {level}", each(lambda image, level=level: isal_zlib.compress(image, level))) for level in range(4)]
     except ImportError:
         print("  (ISA-L: not installed; pip install isal to compare)")
     print(f"image compression: {args.frames} generated 160x120 frames per randomization, one core; the writer deflates "
-          f"each episode with zlib 1, or Huffman-only where that costs its first frame at most {HUFFMAN_ONLY_MAX_GROWTH:.0%} more bytes")
+          f"each episode with libdeflate {IMAGE_DEFLATE_LEVEL}, or zlib's Huffman coding alone where that costs its first frame "
+          f"at most {HUFFMAN_ONLY_MAX_GROWTH:.0%} more bytes")
     print("  randomization  codec         KiB/frame  compress frames/s  inflate (zlib) frames/s")
     try:
         _compare_codecs(args, codecs, folder)

@@ -17,7 +17,7 @@ from drivesim.processes import usable_cores
 
 CASES = {
     "render": (["--frames", "10", "--episodes", "1", "--length", "400", "--levels", "none"], r"randomization none : +(\d+) frames/s"),
-    "generate": (["--frames", "60", "--levels", "none", "--car-racing-steps", "20"], r"writer's deflate of the same frames alone \(the first \d+\), one core: +(\d+) frames/s"),
+    "generate": (["--frames", "60", "--levels", "none", "--car-racing-steps", "20"], r"writer's deflate and checksum of the same frames alone \(the first \d+\), one core: +(\d+) frames/s"),
     "setup": (["--tracks", "1", "--looks", "1"], r"look and camera set-up (\d+) ms"),
     "compression": (["--frames", "40", "--levels", "full"], r"full +writer +[\d.]+ +(\d+)"),
     "parallel": (["--frames", "200", "--shard-frames", "50", "--repeats", "1"], r"2 workers: +(\d+) frames/s"),

@@ -1,37 +1,40 @@
-"""How an image chunk is deflated: zlib level 1, or Huffman coding alone when the frame is noise.
+"""How an image chunk is stored: a zlib stream (libdeflate level 2, or zlib's Huffman coding alone), then HDF5's fletcher32.
 
-Sensor noise leaves LZ77 (the "find an earlier copy" half of deflate) almost
-nothing to match, yet zlib level 1 still spends most of its time looking.
-On a noisy frame, deflate with Huffman coding only (`Z_HUFFMAN_ONLY`) is
-about twice as fast for a few per cent more bytes; on a clean frame it
-doubles the size. So the writer probes the first frame of each episode
-both ways, camera by camera (`choose_image_codec`), and when Huffman-only
-costs at most `HUFFMAN_ONLY_MAX_GROWTH` more bytes it deflates the camera's
-frames of that episode that way. An episode has one look, so one level of
-sensor noise.
+Compressing images is the largest single cost of recording. libdeflate (the
+`deflate` package) at level 2 deflates drivesim's clean and lightly noisy
+frames 1.4x faster than zlib at level 1 and into 3-10 % fewer bytes. Sensor
+noise leaves LZ77 (the "find an earlier copy" half of deflate) almost
+nothing to match, yet it still spends most of its time looking; on such
+frames Huffman coding alone (zlib's `Z_HUFFMAN_ONLY`) is 1.3x faster than
+libdeflate for 8 % more bytes, and on clean frames it doubles
+the size. So the writer probes the first frame of each episode both ways,
+camera by camera (`choose_image_codec`), and when Huffman-only costs at
+most `HUFFMAN_ONLY_MAX_GROWTH` more bytes it deflates the camera's frames
+of that episode that way. An episode has one look, so one level of sensor
+noise. Figures: docs/data-format.md, Storage.
 
-Either way a chunk is a zlib stream: the gzip filter HDF5 records on the
-dataset inflates both (a reader needs no plugin and cannot tell them
-apart). HDF5's filter has no strategy setting, so Huffman-only chunks are
-encoded here, with the fletcher32 trailer HDF5's filter would append
-(`hdf5_fletcher32`, tested against HDF5), and written with
-`write_direct_chunk`. zlib level 1 batches go through HDF5's own filters.
+Either way a chunk is a zlib stream, which the gzip filter HDF5 records on
+the dataset inflates: a reader needs no plugin and cannot tell them apart.
+HDF5's filter can use neither codec, so chunks are encoded here, with the
+fletcher32 trailer HDF5's filter would append (`hdf5_fletcher32`, tested
+against HDF5), and written with `write_direct_chunk`.
 
-Both are stock zlib, whose output is a function of its input alone, so the
-same frames in the same episodes give the same file bytes in any process
-and with any batch size (given the same zlib builds: Python's writes the
-Huffman-only chunks, HDF5's the level-1 ones). ISA-L, a faster deflate
-tried before, did not: see docs/data-format.md, Storage.
+Both codecs' output is a function of their input alone, so the same frames
+in the same episodes give the same file bytes in any process and with any
+batch size (given the same libdeflate, which comes inside the `deflate`
+wheel, and the same zlib, Python's). ISA-L, a faster deflate tried before,
+did not: see docs/data-format.md, Storage.
 """
 
 from __future__ import annotations
 
 import zlib
 
+import deflate
 import numpy as np
 
-IMAGE_DEFLATE_LEVEL = 1
-"""zlib level of image chunks: the fastest; higher levels save a few per cent of bytes for several times the time."""
+IMAGE_DEFLATE_LEVEL = 2
+"""libdeflate level of image chunks: level 1 is 1.2-1.5x faster for 11-14 % more bytes; level 6 saves 0.5-3 % for 1.15-1.25x the time."""
 HUFFMAN_ONLY_MAX_GROWTH = 0.10
 """Largest share of extra bytes that Huffman-only deflate may cost a probed frame and still be chosen."""
 
@@ -67,32 +70,31 @@ def _fold(total: int) -> int:
     return 0 if total == 0 else 1 + (total - 1) % 65535
 
 
+def deflate_image(image: np.ndarray) -> bytes:
+    """A zlib stream of `image`'s bytes (C order), deflated by libdeflate at `IMAGE_DEFLATE_LEVEL`."""
+    return deflate.zlib_compress(memoryview(np.ascontiguousarray(image)).cast("B"), IMAGE_DEFLATE_LEVEL)
+
+
 def deflate_huffman_only(image: np.ndarray) -> bytes:
-    """A zlib stream of `image`'s bytes (C order), Huffman-coded without LZ77 matches."""
-    encoder = zlib.compressobj(IMAGE_DEFLATE_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, zlib.Z_HUFFMAN_ONLY)
-    data = memoryview(np.ascontiguousarray(image)).cast("B")
-    return encoder.compress(data) + encoder.flush()
+    """A zlib stream of `image`'s bytes (C order), Huffman-coded by zlib without LZ77 matches."""
+    encoder = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, zlib.Z_HUFFMAN_ONLY)
+    return encoder.compress(memoryview(np.ascontiguousarray(image)).cast("B")) + encoder.flush()
 
 
-def huffman_only_chunk(image: np.ndarray) -> bytes:
-    """The stored bytes of one image chunk: `deflate_huffman_only(image)`, then HDF5's fletcher32 of it."""
-    stream = deflate_huffman_only(image)
-    return stream + hdf5_fletcher32(stream).to_bytes(4, "little")
+CODECS = {"libdeflate": deflate_image, "huffman-only": deflate_huffman_only}
+"""Image codec name -> its function from a frame to a zlib stream."""
 
 
 def choose_image_codec(image: np.ndarray) -> str:
-    """"huffman-only" if it deflates `image` to at most `HUFFMAN_ONLY_MAX_GROWTH` more bytes than zlib level 1, else "zlib"."""
-    data = memoryview(np.ascontiguousarray(image)).cast("B")
-    standard = len(zlib.compress(data, IMAGE_DEFLATE_LEVEL))
-    huffman = len(deflate_huffman_only(image))
-    return "huffman-only" if huffman <= (1 + HUFFMAN_ONLY_MAX_GROWTH) * standard else "zlib"
+    """"huffman-only" if it deflates `image` to at most `HUFFMAN_ONLY_MAX_GROWTH` more bytes than libdeflate, else "libdeflate"."""
+    huffman, standard = len(deflate_huffman_only(image)), len(deflate_image(image))
+    return "huffman-only" if huffman <= (1 + HUFFMAN_ONLY_MAX_GROWTH) * standard else "libdeflate"
 
 
-__all__ = [
-    "HUFFMAN_ONLY_MAX_GROWTH",
-    "IMAGE_DEFLATE_LEVEL",
-    "choose_image_codec",
-    "deflate_huffman_only",
-    "hdf5_fletcher32",
-    "huffman_only_chunk",
-]
+def image_chunk(image: np.ndarray, codec: str = "libdeflate") -> bytes:
+    """The stored bytes of one image chunk: `image` deflated by `codec`, then HDF5's fletcher32 of the stream."""
+    stream = CODECS[codec](image)
+    return stream + hdf5_fletcher32(stream).to_bytes(4, "little")
+
+
+__all__ = ["CODECS", "HUFFMAN_ONLY_MAX_GROWTH", "IMAGE_DEFLATE_LEVEL", "choose_image_codec", "deflate_huffman_only", "deflate_image", "hdf5_fletcher32", "image_chunk"]

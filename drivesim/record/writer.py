@@ -11,10 +11,10 @@ checksums; no object timestamps are stored, so the same frames give the
 same bytes.
 
 Compressing images is the largest single cost of recording. A camera's
-frames of one episode are deflated at zlib level 1 by HDF5's own gzip
-filter or, when a probe of the episode's first frame finds them to be
-noise, with Huffman coding only, encoded in `record.chunk` (about twice as
-fast for a few per cent more bytes); both on the caller's thread.
+frames of one episode are deflated by libdeflate or, when a probe of the
+episode's first frame finds them to be noise, by zlib with Huffman coding
+only, and written as they will be stored (`record.chunk`), on the caller's
+thread.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 
 from drivesim import __version__
 from drivesim.atomic import fsync_dir
-from drivesim.record.chunk import IMAGE_DEFLATE_LEVEL, choose_image_codec, huffman_only_chunk
+from drivesim.record.chunk import IMAGE_DEFLATE_LEVEL, choose_image_codec, image_chunk
 from drivesim.record.manifest import Manifest, ShardInfo, write_manifest
 from drivesim.record.schema import (
     EPISODE_KEYS,
@@ -45,7 +45,7 @@ from drivesim.record.schema import (
 )
 
 BATCH_FRAMES = 64
-"""Frames a ShardWriter validates and writes at a time (and the images it picks one codec for)."""
+"""Frames a ShardWriter validates and writes at a time."""
 SCALAR_GZIP_LEVEL = 4
 """gzip level of the per-frame scalar datasets (small; the shuffle filter does most of the work)."""
 SCALAR_CHUNK = 4096
@@ -278,13 +278,9 @@ class ShardWriter:
                 self._codec_episode = int(episodes[first])
                 self._codecs = {name: choose_image_codec(batch[name][first]) for name in self._images}
             for name in self._images:
-                dataset, images = self._datasets[name], batch[name][first:end]
-                if self._codecs[name] == "zlib":
-                    dataset[start + first : start + end] = images
-                else:
-                    origin = (0,) * (images.ndim - 1)
-                    for i, image in enumerate(images):
-                        dataset.id.write_direct_chunk((start + first + i, *origin), huffman_only_chunk(image))
+                dataset, codec = self._datasets[name], self._codecs[name]
+                for i in range(first, end):
+                    dataset.id.write_direct_chunk((start + i, 0, 0, 0), image_chunk(batch[name][i], codec))
         done = 0
         while done < frames:  # a batch may straddle two scalar chunks
             staged = start + done - self._scalars_written

@@ -1,4 +1,4 @@
-"""Image chunks: Huffman-only for noisy frames, zlib level 1 otherwise; HDF5's checksum; plain h5py reads both."""
+"""Image chunks: Huffman-only for noisy frames, libdeflate otherwise; HDF5's checksum; plain h5py reads both."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from drivesim.record import ShardWriter, shard_name
 from drivesim.record.chunk import (
     BLOCK_WORDS,
     HUFFMAN_ONLY_MAX_GROWTH,
-    IMAGE_DEFLATE_LEVEL,
     choose_image_codec,
     deflate_huffman_only,
+    deflate_image,
     hdf5_fletcher32,
-    huffman_only_chunk,
+    image_chunk,
 )
 
 SIZE = (120, 160)
@@ -68,18 +68,18 @@ def test_fletcher32_across_summation_blocks(tmp_path, size):
 def test_noisy_frames_are_huffman_coded_and_clean_ones_are_not():
     for i in range(3):
         clean, noisy = _clean_image(i), _noisy_image(i)
-        assert choose_image_codec(clean) == "zlib"
+        assert choose_image_codec(clean) == "libdeflate"
         assert choose_image_codec(noisy) == "huffman-only"
-        huffman, standard = len(deflate_huffman_only(noisy)), len(zlib.compress(noisy.tobytes(), IMAGE_DEFLATE_LEVEL))
-        assert huffman <= (1 + HUFFMAN_ONLY_MAX_GROWTH) * standard
-        assert len(deflate_huffman_only(clean)) > (1 + HUFFMAN_ONLY_MAX_GROWTH) * len(zlib.compress(clean.tobytes(), IMAGE_DEFLATE_LEVEL))
+        assert len(deflate_huffman_only(noisy)) <= (1 + HUFFMAN_ONLY_MAX_GROWTH) * len(deflate_image(noisy))
+        assert len(deflate_huffman_only(clean)) > (1 + HUFFMAN_ONLY_MAX_GROWTH) * len(deflate_image(clean))
 
 
-def test_huffman_only_chunks_inflate_to_the_c_order_bytes():
-    image = _noisy_image(0)
-    flipped = image[:, ::-1]
-    for source in (image, flipped):
-        assert zlib.decompress(huffman_only_chunk(source)[:-4]) == np.ascontiguousarray(source).tobytes()
+def test_image_chunks_inflate_to_the_c_order_bytes():
+    for source in (_clean_image(0), _noisy_image(1), _noisy_image(2)[:, ::-1], _clean_image(3)[::2]):  # views too
+        for codec in ("libdeflate", "huffman-only"):
+            chunk = image_chunk(source, codec)
+            assert zlib.decompress(chunk[:-4]) == np.ascontiguousarray(source).tobytes()
+            assert int.from_bytes(chunk[-4:], "little") == hdf5_fletcher32(chunk[:-4])
 
 
 def _write(path, episodes: list[dict[str, list[np.ndarray]]], batch_frames: int = 4) -> None:
@@ -110,16 +110,11 @@ def test_each_camera_keeps_one_codec_per_episode_chosen_on_its_first_frame(tmp_p
     left = [clean[:6], noisy[:7]]
     path = tmp_path / shard_name(0)
     _write(path, [{"center": center[0], "left": left[0]}, {"center": center[1], "left": left[1]}])
-    for camera, episodes, codecs in (("center", center, ("huffman-only", "zlib")), ("left", left, ("zlib", "huffman-only"))):
+    for camera, episodes, codecs in (("center", center, ("huffman-only", "libdeflate")), ("left", left, ("libdeflate", "huffman-only"))):
         images, chunks = _chunks(path, camera)
         np.testing.assert_array_equal(images, np.stack(episodes[0] + episodes[1]))
-        for image, chunk, codec in zip(images, chunks, [codecs[0]] * 6 + [codecs[1]] * 7, strict=True):
-            if codec == "huffman-only":
-                assert chunk == huffman_only_chunk(image)
-            else:  # deflated by HDF5's zlib, which need not be Python's, so compared by what it holds
-                assert chunk != huffman_only_chunk(image) and zlib.decompress(chunk[:-4]) == image.tobytes()
-    _, chunks = _chunks(path, "left")
-    assert len(chunks[0]) < len(huffman_only_chunk(left[0][0])) / 1.5
+        expected = [image_chunk(image, codec) for image, codec in zip(images, [codecs[0]] * 6 + [codecs[1]] * 7, strict=True)]
+        assert chunks == expected
 
 
 def test_the_bytes_do_not_depend_on_the_batch_size(tmp_path):
@@ -138,7 +133,7 @@ def test_a_huffman_only_chunk_with_a_wrong_checksum_fails_the_read(tmp_path):
     with h5py.File(path, "r+") as f:
         dataset = f["images/center"]
         _, chunk = dataset.id.read_direct_chunk((2, 0, 0, 0))
-        assert chunk == huffman_only_chunk(_noisy_image(2))
+        assert chunk == image_chunk(_noisy_image(2), "huffman-only")
         damaged = bytearray(chunk)
         damaged[-1] ^= 0x01  # the trailer only: the stream still inflates, so only fletcher32 can catch it
         dataset.id.write_direct_chunk((2, 0, 0, 0), bytes(damaged))
