@@ -16,6 +16,7 @@ from drivesim.evaluate import EvalConfig, evaluate
 from drivesim.metrics import Trace, closed_loop_metrics, combine, lap_flags
 from drivesim.record import Event, open_recording
 from drivesim.sim import Controls
+from drivesim.sim.world import RoadState
 
 
 class AlwaysLeft:
@@ -69,7 +70,12 @@ def test_bad_policy_is_taken_over_and_recovered(short_track, tmp_path, settle_ti
     assert abs(offset[first]) > envelope.max_lateral_offset or abs(heading[first]) > envelope.max_heading_error or bool(events[first] & Event.OFF_ROAD)
     assert abs(offset[first - 1]) <= envelope.max_lateral_offset and abs(heading[first - 1]) <= envelope.max_heading_error
     handback = first + np.argmax(~recovering[first + 1 :]) + 1
-    assert abs(offset[handback]) < envelope.settle_offset and abs(heading[handback]) < envelope.settle_heading
+    # The expert hands back only after the car has been settled for settle_time: the states after its last
+    # steps (frames handback - n + 1 .. handback) are all inside the settle envelope.
+    n = max(1, round(settle_time / 0.05))  # CarConfig.dt
+    assert handback - first >= n
+    window = slice(handback - n + 1, handback + 1)
+    assert np.all(np.abs(offset[window]) < envelope.settle_offset) and np.all(np.abs(heading[window]) < envelope.settle_heading)
     # While the policy steers left, the expert's label steers right.
     assert label[first] < 0
 
@@ -98,6 +104,34 @@ def test_without_interventions_the_bad_policy_crashes_and_the_episode_ends(short
         events = f["meta/events"][...]
     assert events[-1] & Event.CRASH and not np.any(events[:-1] & Event.CRASH)
     assert result.overall["distance_km"] < 0.2
+
+
+def _road(offset: float = 0.0, heading: float = 0.0, off_road: bool = False, crashed: bool = False) -> RoadState:
+    return RoadState(0.0, 0.0, 0, offset, offset, heading, 0.0, off_road, crashed)
+
+
+@pytest.mark.parametrize("side", [1.0, -1.0])
+def test_the_envelope_is_left_right_symmetric(side):
+    """Drifting right out of the lane is an intervention as drifting left is; the settle envelope is symmetric too."""
+    envelope = InterventionConfig(max_lateral_offset=1.5, max_heading_error=0.5, settle_offset=0.3, settle_heading=0.1)
+    assert not envelope.violated(_road(side * 1.4, side * 0.45))
+    assert envelope.violated(_road(side * 1.6)) and envelope.violated(_road(heading=side * 0.6))
+    assert envelope.violated(_road(off_road=True)) and envelope.violated(_road(crashed=True))
+    assert not InterventionConfig(on_off_road=False).violated(_road(off_road=True))
+    assert envelope.settled(_road(side * 0.25, side * 0.05))
+    assert not envelope.settled(_road(side * 0.35)) and not envelope.settled(_road(heading=side * 0.15))
+
+
+def test_autonomy_is_floored_at_zero():
+    """More interventions than 6 s each fit into the elapsed time would give a negative autonomy: it reads 0."""
+    n, dt = 100, 0.1  # 10 s: two interventions charge 12 s
+    events = np.zeros(n, dtype=np.int64)
+    events[[0, 10, 60]] = [Event.EPISODE_RESET, Event.INTERVENTION_START, Event.INTERVENTION_START]
+    driver = np.full(n, int(DriverKind.POLICY))
+    progress = np.arange(n, dtype=float)
+    trace = Trace(driver, events, np.arange(n) * dt, progress, np.zeros(n), np.zeros(n), np.full(n, 10.0), progress, np.zeros(n))
+    metrics = closed_loop_metrics(trace, dt, DriverKind.POLICY)
+    assert metrics["interventions"] == 2 and metrics["autonomy_pct"] == 0.0
 
 
 def test_metrics_on_a_hand_made_trajectory():
