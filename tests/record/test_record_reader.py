@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -226,22 +227,62 @@ def test_flipped_bytes_in_an_image_chunk(recording):
         dataset[33 + 5]
 
 
-def test_verify_decodes_every_image_chunk(tmp_path):
+@pytest.mark.parametrize("episodes, frame", [([7, 12, 5, 9], 7), ([300], 280)])  # 280: past the first VERIFY_BLOCK
+def test_verify_decodes_every_image_chunk(tmp_path, episodes, frame):
     # One chunk with a wrong checksum, under a manifest whose SHA-256 matches the file: only decoding finds it.
     folder = tmp_path / "rec"
-    with RecordingWriter(folder, CAMERAS, ATTRS, seeds=None, shard_frames=30) as writer:
-        write_frames(writer, [7, 12, 5, 9])
+    with RecordingWriter(folder, CAMERAS, ATTRS, seeds=None, shard_frames=sum(episodes)) as writer:
+        write_frames(writer, episodes)
     path = folder / shard_name(0)
     with h5py.File(path, "r+") as f:
         images = f["images/center"]
-        mask, chunk = images.id.read_direct_chunk((7, 0, 0, 0))
-        images.id.write_direct_chunk((7, 0, 0, 0), chunk[:-4] + bytes(4), mask)
-    manifest = read_manifest(folder)
-    shards = [dataclasses.replace(info, size=path.stat().st_size, sha256=file_sha256(path)) if info.file == path.name else info
-              for info in manifest.shards]
-    write_manifest(folder, shards, manifest.config, manifest.seeds)
+        mask, chunk = images.id.read_direct_chunk((frame, 0, 0, 0))
+        images.id.write_direct_chunk((frame, 0, 0, 0), chunk[:-4] + bytes(4), mask)
+    _rewrite_manifest_entry(folder, path)
     open_recording(folder)
-    with pytest.raises(RecordingError, match=r"shard-00000.h5: images/center frame 7 does not decode"):
+    with pytest.raises(RecordingError, match=rf"shard-00000.h5: images/center frame {frame} does not decode"):
+        verify_recording(folder)
+
+
+def _damaged_then_rehashed(tmp_path, damage) -> Path:
+    """A one-shard recording (episodes of 7 and 12 frames) changed in place by `damage(h5py.File)`, under a
+    manifest rewritten to match: only verify's own checks can tell."""
+    folder = tmp_path / "rec"
+    with RecordingWriter(folder, CAMERAS, ATTRS, seeds=None, shard_frames=19) as writer:
+        write_frames(writer, [7, 12])
+    path = folder / shard_name(0)
+    with h5py.File(path, "r+") as f:
+        damage(f)
+    _rewrite_manifest_entry(folder, path)
+    open_recording(folder)
+    return folder
+
+
+def _set_value(name, frame, value):
+    def damage(f):
+        f[name][frame] = value
+
+    return damage
+
+
+def _set_tracks(f):
+    tracks = json.loads(f.attrs["tracks"])
+    tracks[1]["frames"] = 11
+    f.attrs["tracks"] = json.dumps(tracks)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_set_value("labels/steering", 3, 5.0), r"labels/steering: value 5.0 is outside \[-1, 1\]"),
+        (_set_value("meta/driver", 10, 9), r"meta/driver: value 9 is outside \{0, 1, 2\} \(frame 10\)"),
+        (_set_value("meta/episode", 2, 1), "meta/episode disagrees with the tracks attribute for episode 0"),
+        (_set_tracks, "the tracks attribute disagrees with the manifest's episodes"),
+    ],
+)
+def test_verify_checks_values_and_the_episode_table(tmp_path, damage, message):
+    folder = _damaged_then_rehashed(tmp_path, damage)
+    with pytest.raises(RecordingError, match=f"shard-00000.h5: .*{message}"):
         verify_recording(folder)
 
 

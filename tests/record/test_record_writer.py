@@ -180,6 +180,19 @@ def test_bad_value_found_at_flush_names_frame_episode_and_step_and_removes_temp_
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_bad_value_in_the_last_partial_batch_is_caught_when_closing(tmp_path):
+    """The frames after the last full batch are validated by close() too: a shard of 5 frames in batches of 64."""
+    with pytest.raises(RecordingError, match=r"state/speed: value nan is not finite \(frame 3\) \(episode 0, step 3\)"):
+        with ShardWriter(tmp_path / shard_name(0), CAMERAS, ATTRS, batch_frames=64) as writer:
+            for i in range(5):
+                record = make_frame(i, 0, i)
+                if i == 3:
+                    record["state/speed"] = float("nan")
+                writer.add_frame(record)
+            writer.end_episode({"track": "a", "track_seed": None})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_add_frame_refuses_bad_frames_at_once(tmp_path):
     with ShardWriter(tmp_path / shard_name(0), CAMERAS, ATTRS) as writer:
         with pytest.raises(RecordingError, match=r"frame 0: unknown field\(s\) \['labels/steer'\], missing field\(s\) \[\]"):
