@@ -30,14 +30,21 @@ def test_positive_steering_turns_left():
 
 
 def test_steady_turn_radius_matches_bicycle_model():
+    """The path the car drives, once the steering has settled, is the kinematic bicycle's circle."""
     steer = 0.3
-    state = drive(Controls(steer / CONFIG.max_steer, 0.0), 400, CarState(0, 0, 0, 5.0))
+    state, points = CarState(0, 0, 0, 5.0), []
+    for step in range(400):
+        state = step_car(state, Controls(steer / CONFIG.max_steer, 0.0), CONFIG)
+        if step in (300, 330, 360):
+            points.append((state.x, state.y))
+    assert state.steer == pytest.approx(steer)
     # Centre of a kinematic bicycle circles at R = L / (cos(beta) tan(delta)), beta = atan(tan(delta)/2).
     beta = math.atan(0.5 * math.tan(steer))
     expected = CONFIG.wheelbase / (math.cos(beta) * math.tan(steer))
-    speed = state.speed
-    yaw_rate = speed * math.cos(beta) * math.tan(state.steer) / CONFIG.wheelbase
-    assert speed / yaw_rate == pytest.approx(expected, rel=1e-6)
+    (ax, ay), (bx, by), (cx, cy) = points
+    sides = math.dist(points[0], points[1]) * math.dist(points[1], points[2]) * math.dist(points[0], points[2])
+    twice_area = abs((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
+    assert sides / (2 * twice_area) == pytest.approx(expected, rel=1e-3)  # the circle through the three points
 
 
 def test_steering_rate_is_limited():
