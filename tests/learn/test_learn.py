@@ -85,6 +85,28 @@ def test_every_side_camera_frame_gets_the_configured_correction(rig_recording):
         assert torch.allclose(labels, torch.stack([steering, steering - 0.02, steering + 0.02], dim=1).clamp(-1, 1))
 
 
+def test_train_learns_from_the_side_cameras_with_the_configured_correction(rig_recording, tmp_path, monkeypatch):
+    """What the optimiser sees: every centre label, and each side frame's label shifted by the config's correction."""
+    center = RecordingDataset(rig_recording, cameras=("center",), labels=("steering",))
+    steering = torch.stack([center[i][1][0] for i in range(len(center))])
+    seen = []
+    mse = torch.nn.functional.mse_loss
+
+    def watched(outputs, targets, **options):
+        if torch.is_grad_enabled():  # training steps, not the validation pass
+            seen.append(targets[:, 0].clone())
+        return mse(outputs, targets, **options)
+
+    monkeypatch.setattr(torch.nn.functional, "mse_loss", watched)
+    augment = AugmentConfig(flip=False, brightness=0, contrast=0, shadow=0, side_camera_correction=0.2)
+    cameras = ("center", "left", "right")
+    config = TrainConfig(data=(str(rig_recording),), val=(str(rig_recording),), out=str(tmp_path / "m"), model=ModelConfig("small"),
+                         augment=augment, cameras=cameras, epochs=1, batch=3 * len(steering), workers=0)
+    train(config, progress=False, log=lambda _: None)
+    expected = torch.cat([steering, (steering - 0.2).clamp(-1, 1), (steering + 0.2).clamp(-1, 1)])
+    assert len(seen) == 1 and torch.allclose(seen[0].sort().values, expected.sort().values)
+
+
 def test_a_run_that_diverges_fails_and_writes_no_model(tiny_recording, tmp_path):
     config = TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / "m"), model=ModelConfig("small"), epochs=2, batch=16, workers=0, max_steps=6, lr=1e30)
     with pytest.raises(TrainingError, match="no epoch reached a finite validation loss"):
