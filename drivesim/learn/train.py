@@ -259,14 +259,20 @@ def evaluate_loss(model: torch.nn.Module, loader: DataLoader) -> float:
 
 
 def measure_loader(loader: DataLoader, batches: int, warmup: int = 3) -> float:
-    """Frames/s the loader delivers alone (no training) over `batches` batches, after `warmup` batches of worker start-up."""
-    frames, started = 0, time.perf_counter()
+    """Frames/s the loader delivers alone (no training) over `batches` batches, after `warmup` batches of worker
+    start-up; a loader with no batch beyond the warm-up is timed over all its batches, start-up included."""
+    first = started = time.perf_counter()
+    frames = total = 0
     for i, (inputs, _) in enumerate(loader):
-        if i == warmup:
-            frames, started = 0, time.perf_counter()
+        total += len(inputs)
+        if i < warmup:
+            started = time.perf_counter()  # the clock starts once the last warm-up batch is in
+            continue
         frames += len(inputs)
         if i + 1 >= warmup + batches:
             break
+    if frames == 0:
+        return total / (time.perf_counter() - first)
     return frames / (time.perf_counter() - started)
 
 

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -21,7 +22,7 @@ from drivesim.learn import (
     save_checkpoint,
 )
 from drivesim.learn.preprocess import _RGB_TO_YUV
-from drivesim.learn.train import TrainConfig, TrainingError, TrainingFrames, train
+from drivesim.learn.train import TrainConfig, TrainingError, TrainingFrames, measure_loader, train
 from drivesim.record import RecordingDataset
 
 
@@ -105,6 +106,26 @@ def test_train_learns_from_the_side_cameras_with_the_configured_correction(rig_r
     train(config, progress=False, log=lambda _: None)
     expected = torch.cat([steering, (steering - 0.2).clamp(-1, 1), (steering + 0.2).clamp(-1, 1)])
     assert len(seen) == 1 and torch.allclose(seen[0].sort().values, expected.sort().values)
+
+
+class _SlowFrames(torch.utils.data.Dataset):
+    """Frames that take 10 ms each to load: no loader can deliver more than 100 a second."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return self.frames
+
+    def __getitem__(self, index):
+        time.sleep(0.01)
+        return torch.zeros(3), torch.zeros(1)
+
+
+@pytest.mark.parametrize("frames", [8, 6, 40])  # 8: one batch after the warm-up; 6: none; 40: more than asked for
+def test_the_loader_rate_counts_only_frames_it_timed(frames):
+    rate = measure_loader(torch.utils.data.DataLoader(_SlowFrames(frames), batch_size=2), batches=5, warmup=3)
+    assert 50 < rate <= 100
 
 
 def test_a_run_that_diverges_fails_and_writes_no_model(tiny_recording, tmp_path):
