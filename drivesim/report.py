@@ -20,6 +20,10 @@ from drivesim.track import Track
 
 DRIVER_COLORS = {DriverKind.EXPERT: (245, 150, 30), DriverKind.POLICY: (40, 110, 240), DriverKind.HUMAN: (170, 60, 200)}
 """Trajectory colour (RGB) by who was driving."""
+INTERVENTION_COLOR = (235, 40, 235)
+"""Ring where an intervention started (RGB): magenta, apart from the map's red start line and yellow arrow."""
+CRASH_COLOR = (15, 15, 15)
+"""Ring where the car crashed (RGB)."""
 
 TABLE_COLUMNS = [
     ("autonomy_pct", "autonomy %", "{:.2f}"),
@@ -82,7 +86,7 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
 
 
 def plot_runs(evaluation: Evaluation, path: Path) -> None:
-    """For each track: the map with the driven line coloured by driver, interventions (yellow) and crashes (red); the lateral offset over distance.
+    """For each track: the map with the driven line coloured by driver, interventions and crashes ringed; the lateral offset over distance.
 
     With several looks, every look of a track is drawn over the same row, and the row's title lists each look's figures."""
     import matplotlib
@@ -108,10 +112,10 @@ def plot_runs(evaluation: Evaluation, path: Path) -> None:
                     offset_ax.scatter(distance[mask], trace.lateral_offset[mask], s=1.5, color=np.array(color) / 255, label=label)
             starts = (trace.events & Event.INTERVENTION_START) != 0
             for d in distance[starts]:
-                offset_ax.axvline(d, color="goldenrod", lw=0.8)
+                offset_ax.axvline(d, color=np.array(INTERVENTION_COLOR) / 255, lw=0.8)
         for run in runs:  # markers over every look's line
-            _mark(view, image, run.trace, Event.INTERVENTION_START, (250, 220, 40))
-            _mark(view, image, run.trace, Event.CRASH, (230, 30, 30))
+            _mark(view, image, run.trace, Event.INTERVENTION_START, INTERVENTION_COLOR)
+            _mark(view, image, run.trace, Event.CRASH, CRASH_COLOR)
         map_ax.imshow(image)
         map_ax.set_axis_off()
         map_ax.set_title(track.name if len(runs) == 1 else f"{track.name} ({len(runs)} looks)", fontsize=9)
@@ -124,7 +128,11 @@ def plot_runs(evaluation: Evaluation, path: Path) -> None:
         offset_ax.set_title(f"autonomy {autonomy}%  interventions {interventions}  crashes {crashes}", fontsize=9)
         offset_ax.legend(loc="upper right", fontsize=7, markerscale=4)
         offset_ax.grid(alpha=0.3)
-    fig.suptitle(f"{evaluation.driver}: blue = network, orange = expert, yellow = intervention, red = crash", fontsize=10)
+    fig.suptitle(
+        f"{evaluation.driver}: line blue = policy (the network), orange = expert; ring magenta = intervention, black = crash; "
+        "red bar = start line, yellow arrow = direction",
+        fontsize=9,
+    )
     # Keep a strip of 0.45 inch at the top for the title: tight_layout alone lays the first row over it.
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     fig.savefig(path)
