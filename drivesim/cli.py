@@ -95,7 +95,7 @@ def generate_command(
     episode_frames: int | None = typer.Option(None, "--episode-frames", min=1, help="Longest episode in frames [default 400]."),
     width: int | None = typer.Option(None, "--width", help="Camera image width [px] [default 160]."),
     height: int | None = typer.Option(None, "--height", help="Camera image height [px] [default 120]."),
-    config: Path | None = typer.Option(None, "--config", help="GenerateConfig JSON file with every knob; options given here override it."),
+    config: Path | None = typer.Option(None, "--config", help="GenerateConfig JSON file naming the settings it changes (sections merge into the defaults); options given here override it."),
     force: bool = typer.Option(False, "--force", help="Replace a recording in --out that was made with a different config."),
 ) -> None:
     """Generate a labeled dataset headlessly: expert driving, camera frames, HDF5 shards.

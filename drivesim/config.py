@@ -306,7 +306,7 @@ class InterventionConfig:
     max_heading_error: float = 0.5
     """Intervene beyond this angle to the road [rad]."""
     on_off_road: bool = True
-    """Intervene as soon as a wheel leaves the asphalt."""
+    """Intervene as soon as a corner of the car's body leaves the asphalt."""
     settle_offset: float = 0.3
     """The car counts as settled within this distance of the lane centre [m]..."""
     settle_heading: float = 0.1

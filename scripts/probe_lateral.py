@@ -11,8 +11,8 @@ own answer against offset.
 
 Why: closed-loop drift (a car that settles a metre off its lane) comes from
 a bias at the lane centre that the network's lateral gain cannot cancel.
-The steady offset is roughly bias / |gain|, so this table tells, in two or
-three minutes for the ten holdout tracks and without driving, which tracks
+The steady offset is roughly bias / |gain|, so this table tells, in well under
+a minute for the ten holdout tracks and without driving, which tracks
 a network will drift on and why.
 """
 
