@@ -15,7 +15,7 @@ import torch
 
 from drivesim.config import CarConfig, GenerateConfig, RandomizationConfig, to_dict
 from drivesim.generate import GenerateError, LastScene, generate, plan_shards, shard_groups, write_shard
-from drivesim.record import Event, RecordingDataset, RecordingError, open_recording, read_manifest
+from drivesim.record import Event, RecordingDataset, RecordingError, open_recording, read_manifest, shard_info_from_file
 from drivesim.track import load_tracks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -394,4 +394,10 @@ def test_ctrl_c_stops_the_workers_at_once(tmp_path, repo_root):
         process.kill()
     assert process.returncode == 130, err
     assert "interrupted" in err.strip().splitlines()[-1]
-    assert len(list((tmp_path / "r").glob("shard-*.h5"))) <= at_interrupt + 2  # at most the shards being written then
+    kept = sorted((tmp_path / "r").glob("shard-*.h5"))
+    assert len(kept) <= at_interrupt + 2  # at most the shards being written then
+    # What Ctrl-C leaves is whole shards only, each one a resume can keep: no half-written temporary.
+    assert not list((tmp_path / "r").glob("*.tmp"))
+    for shard in kept:
+        info, _ = shard_info_from_file(shard)
+        assert info.frames == 200

@@ -198,6 +198,11 @@ def test_preprocessing_shapes_and_range():
     assert x.shape == (4, 3, 66, 200) and x.dtype == torch.float32
     assert x.abs().max() <= 1.5
     assert torch.equal(pre.apply(frames[0]), x[0])
+    # BT.601, as PilotNet: pure red is Y 0.299, U -0.147, V 0.615 (Y scaled to [-1, 1], U and V doubled).
+    red = torch.zeros(3, 120, 160, dtype=torch.uint8)
+    red[0] = 255
+    assert pre.apply(red).mean(dim=(1, 2)).tolist() == pytest.approx([2 * 0.299 - 1, 2 * -0.14713, 2 * 0.615], abs=1e-5)
+    assert Preprocessing(color="rgb").apply(red).mean(dim=(1, 2)).tolist() == pytest.approx([1.0, -1.0, -1.0], abs=1e-5)
 
 
 @pytest.mark.parametrize("frame", [(120, 160), (240, 320), (60, 80), (96, 333)])

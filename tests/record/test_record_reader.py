@@ -382,11 +382,11 @@ def test_manifest_checks(recording):
         write_manifest(folder, [*manifest.shards, copy], {}, None)
     with pytest.raises(RecordingError, match="shard-00003.h5: shard listed for the manifest does not exist"):
         write_manifest(folder, [dataclasses.replace(copy, file="shard-00003.h5")], {}, None)
-    data = json.loads((folder / "manifest.json").read_text())
-    data["frames"] += 1
-    (folder / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(RecordingError, match="'frames' is 52 but the shards hold 51"):
-        read_manifest(folder)
+    original = json.loads((folder / "manifest.json").read_text())
+    for key, message in (("frames", "'frames' is 52 but the shards hold 51"), ("episodes", "'episodes' is 8 but the shards hold 7")):
+        (folder / "manifest.json").write_text(json.dumps({**original, key: original[key] + 1}))
+        with pytest.raises(RecordingError, match=message):
+            read_manifest(folder)
     (folder / "manifest.json").write_text("{")
     with pytest.raises(RecordingError, match="not valid JSON"):
         read_manifest(folder)

@@ -86,8 +86,13 @@ def test_every_draw_stays_within_its_limits(seed, level):
         value = getattr(a, field.name)
         if isinstance(value, tuple):
             assert len(value) == 3 and all(0 <= c <= 255 for c in value)
-    camera = a.apply_to_camera(CameraConfig())
-    assert camera == CameraConfig(**{**dataclasses.asdict(camera)})  # still a valid CameraConfig
+    base = CameraConfig()
+    camera = a.apply_to_camera(base)
+    # The draw's jitter moves the mount (kept inside CameraConfig's limits); nothing else changes.
+    assert camera.mount_height == pytest.approx(min(5.0, max(0.2, base.mount_height + a.camera_height)))
+    assert camera.pitch == pytest.approx(min(0.8, max(-0.3, base.pitch + a.camera_pitch)))
+    assert camera.fov == pytest.approx(min(2.8, max(0.2, base.fov + a.camera_fov)))
+    assert dataclasses.replace(camera, mount_height=base.mount_height, pitch=base.pitch, fov=base.fov) == base
 
 
 def test_config_validation():

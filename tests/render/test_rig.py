@@ -32,9 +32,14 @@ def test_side_cameras_see_the_road_shifted_the_other_way(one_lane_scene, without
     assert left - centre == pytest.approx(centre - right, rel=0.3)
 
 
-def test_rig_renders_each_named_camera():
+def test_rig_renders_each_named_camera(one_lane_scene):
     rig = CameraRig(RigConfig(cameras=("center", "right"), camera=CameraConfig(width=64, height=48)))
     assert rig.lateral_shift("right") == -rig.config.side_offset
+    pose = one_lane_scene.track.pose_at(100.0, 0.0)
+    frames = rig.render(one_lane_scene, CarState(float(pose.x), float(pose.y), float(pose.yaw), 0.0), REFERENCE)
+    assert list(frames) == ["center", "right"]
+    assert all(frame.shape == (48, 64, 3) and frame.dtype == np.uint8 for frame in frames.values())
+    assert not np.array_equal(frames["center"], frames["right"])  # 0.8 m apart, they see different pictures
 
 
 def test_intrinsics_describe_each_camera_in_plain_json():
