@@ -103,7 +103,7 @@ def test_shards_sharing_a_scene_are_the_shards_built_alone(tmp_path, repo_root):
     assert max(len(group) for group in shard_groups(plan_shards(config), config, pool, workers=2)) <= 2
 
 
-def test_shards_hold_whole_episodes_of_planned_size():
+def test_the_plan_cuts_the_frames_into_shards_of_the_configured_size():
     jobs = plan_shards(GenerateConfig(frames=2500, shard_frames=1000))
     assert [(j.index, j.frames) for j in jobs] == [(0, 1000), (1, 1000), (2, 500)]
 
