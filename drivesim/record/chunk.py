@@ -6,8 +6,8 @@ frames 1.4x faster than zlib at level 1 and into 3-10 % fewer bytes. Sensor
 noise leaves LZ77 (the "find an earlier copy" half of deflate) almost
 nothing to match, yet it still spends most of its time looking; on such
 frames Huffman coding alone (zlib's `Z_HUFFMAN_ONLY`) is 1.3x faster than
-libdeflate for 8 % more bytes, and on clean frames it doubles
-the size. So the writer probes the first frame of each episode both ways,
+libdeflate for 8 % more bytes, and on clean frames it doubles the size.
+So the writer probes the first frame of each episode both ways,
 camera by camera (`choose_image_codec`), and when Huffman-only costs at
 most `HUFFMAN_ONLY_MAX_GROWTH` more bytes it deflates the camera's frames
 of that episode that way. An episode has one look, so one level of sensor
