@@ -260,6 +260,10 @@ def plot_dagger(rows: list[dict[str, Any]], path: Path, label: str = "DAgger (ex
         for marker, r in zip(("s", "^", "D"), baselines, strict=False):
             if r[key] is not None:
                 ax.plot([r["frames"]], [r[key]], marker, markersize=9, label=r["name"])
+        if all(r[key] is None for r in rows):  # e.g. no evaluation lap was finished: say so, not an empty frame
+            reason = "no evaluation lap was completed" if key == "clean_lap_share" else "not measured"
+            ax.text(0.5, 0.5, reason, transform=ax.transAxes, ha="center", va="center", color="gray")
+            ax.set_yticks([])
         ax.set_title(titles[key], fontsize=10)
         ax.set_xlabel("training frames")
         ax.grid(alpha=0.3)
