@@ -179,6 +179,14 @@ def test_eval_cli_writes_report(short_track, tmp_path):
     assert (tmp_path / "r" / "metrics.json").exists() and (tmp_path / "r" / "expert.png").stat().st_size > 10_000
     bad = subprocess.run([sys.executable, "-m", "drivesim.cli", "eval", "--model", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no such checkpoint" in bad.stderr
+    # A damaged checkpoint is a user's file gone wrong: one line, no traceback, no report.
+    (tmp_path / "damaged.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
+    damaged = subprocess.run(
+        [sys.executable, "-m", "drivesim.cli", "eval", "--model", str(tmp_path / "damaged.safetensors"), "--report", str(tmp_path / "r2")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert damaged.returncode == 2 and damaged.stderr.startswith("drivesim: error:") and len(damaged.stderr.strip().splitlines()) == 1, damaged.stderr
+    assert "truncated or corrupt" in damaged.stderr and not (tmp_path / "r2").exists()
 
 
 def test_record_folder_must_be_new(short_track, tmp_path):

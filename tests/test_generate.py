@@ -80,6 +80,16 @@ def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path, repo_root):
     assert read_manifest(tmp_path / "three").shards[0].sha256 != one.shards[0].sha256
 
 
+def test_fresh_random_tracks_give_the_same_bytes_whatever_the_worker_count(tmp_path):
+    """The default --tracks random draws each shard's track from the run seed and the shard index, in any process."""
+    config = GenerateConfig(frames=60, shard_frames=20, episode_frames=20, seed=4, tracks="random")
+    generate(config, tmp_path / "one", workers=1, progress=False)
+    generate(config, tmp_path / "two", workers=2, progress=False)
+    assert (tmp_path / "one" / "manifest.json").read_bytes() == (tmp_path / "two" / "manifest.json").read_bytes()
+    recording = open_recording(tmp_path / "one")
+    assert len({recording.attrs(i)["generator"]["track_seed"] for i in range(3)}) == 3  # a fresh track per shard
+
+
 def test_shards_sharing_a_scene_are_the_shards_built_alone(tmp_path, repo_root):
     # A process is handed a track's shards together and keeps its last scene for the next; not a byte may change.
     pool = load_tracks(repo_root / "tracks" / "val")
