@@ -423,6 +423,18 @@ def test_a_network_drives_in_workers_forked_after_torch_ran_on_several_threads(t
     assert "processes 2" in result.stdout
 
 
+def test_a_network_gives_the_same_evaluation_twice_with_the_same_workers(repo_root):
+    """README: the same --workers gives the same result, network and all (every run's trace, not just totals)."""
+    from drivesim.drivers.policy import PolicyDriver
+
+    config = EvalConfig(tracks=str(repo_root / "tracks" / "val"), laps=0.03, randomization=RandomizationConfig.preset("light"))
+    policy = PolicyDriver(repo_root / "models" / "pilotnet-baseline")
+    first, second = (evaluate(policy, config, workers=2) for _ in range(2))
+    assert first.to_dict() == second.to_dict()
+    for a, b in zip(first.runs, second.runs, strict=True):
+        assert np.array_equal(a.trace.steering, b.trace.steering) and np.array_equal(a.trace.x, b.trace.x)
+
+
 def test_one_and_two_lane_tracks_get_their_own_totals(repo_root, tmp_path, short_track):
     # A network that cannot tell the two apart fails on one kind only (docs/dagger.md); the split shows which.
     import shutil
