@@ -53,6 +53,8 @@ class Preprocessing:
         # it is two matrix products: the same weights as F.interpolate(..., antialias=True) (equal to
         # float32 rounding) at 2-2.5x the speed of its kernel on a CPU.
         along_rows, along_columns = _resize_matrices(bottom - top, x.shape[3], self.height, self.width)
+        if x.device.type != "cpu":
+            along_rows, along_columns = along_rows.to(x.device), along_columns.to(x.device)
         x = along_rows @ x[:, :, top:bottom].to(torch.float32) @ along_columns  # values in [0, 2]
         if self.color == "yuv":
             x = torch.einsum("ij,bjhw->bihw", _RGB_TO_YUV, x)
@@ -66,12 +68,15 @@ class Preprocessing:
 def _resize_matrices(rows: int, columns: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(height, rows) and (columns, width) matrices that resize a (rows, columns) image to (height, width) as
     torch's antialiased bilinear interpolation does, scaled so that uint8 input comes out in [0, 2]."""
-    return (2.0 / 255.0) * _resize_weights(rows, height), _resize_weights(columns, width).T.contiguous()
+    # Cached for every later call, so made the same whatever mode the first call ran in: float32 whatever the
+    # default dtype, and ordinary tensors even under inference_mode (which a later autograd call could not save).
+    with torch.inference_mode(False), torch.no_grad():
+        return (2.0 / 255.0) * _resize_weights(rows, height), _resize_weights(columns, width).T.contiguous()
 
 
 def _resize_weights(size_in: int, size_out: int) -> torch.Tensor:
     """(size_out, size_in) weights of torch's antialiased bilinear resize along one axis: resizing the unit
     impulses (an identity matrix) along its rows gives them column by column."""
-    impulses = torch.eye(size_in).view(1, 1, size_in, size_in)
+    impulses = torch.eye(size_in, dtype=torch.float32).view(1, 1, size_in, size_in)
     resized = F.interpolate(impulses, size=(size_in, size_out), mode="bilinear", align_corners=False, antialias=True)
     return resized[0, 0].T.contiguous()

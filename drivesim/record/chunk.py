@@ -34,7 +34,7 @@ import deflate
 import numpy as np
 
 IMAGE_DEFLATE_LEVEL = 2
-"""libdeflate level of image chunks: level 1 is 1.2-1.5x faster for 11-14 % more bytes; level 6 saves 0.5-3 % for 1.15-1.25x the time."""
+"""libdeflate level of image chunks: level 1 is 1.2-1.5x faster for 11-14 % more bytes; level 6 saves 0.5-3 % for 1.15-1.7x the time."""
 HUFFMAN_ONLY_MAX_GROWTH = 0.10
 """Largest share of extra bytes that Huffman-only deflate may cost a probed frame and still be chosen."""
 

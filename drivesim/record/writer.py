@@ -31,7 +31,7 @@ import numpy as np
 
 from drivesim import __version__
 from drivesim.atomic import fsync_dir
-from drivesim.record.chunk import IMAGE_DEFLATE_LEVEL, choose_image_codec, image_chunk
+from drivesim.record.chunk import choose_image_codec, image_chunk
 from drivesim.record.manifest import Manifest, ShardInfo, write_manifest
 from drivesim.record.schema import (
     EPISODE_KEYS,
@@ -161,7 +161,8 @@ class ShardWriter:
             if group_name not in groups:
                 groups[group_name] = _create_group(f, group_name)
             if name in self._images:
-                options = dict(chunks=(1, *field.shape), compression="gzip", compression_opts=IMAGE_DEFLATE_LEVEL)
+                # The gzip filter tells readers how to inflate; the level is metadata only (record.chunk encodes every chunk).
+                options = dict(chunks=(1, *field.shape), compression="gzip", compression_opts=1)
             else:
                 options = dict(chunks=(SCALAR_CHUNK,), compression="gzip", compression_opts=SCALAR_GZIP_LEVEL, shuffle=True)
             self._datasets[name] = groups[group_name].create_dataset(
@@ -280,7 +281,7 @@ class ShardWriter:
             for name in self._images:
                 dataset, codec = self._datasets[name], self._codecs[name]
                 for i in range(first, end):
-                    dataset.id.write_direct_chunk((start + i, 0, 0, 0), image_chunk(batch[name][i], codec))
+                    dataset.id.write_direct_chunk((start + i,) + (0,) * (dataset.ndim - 1), image_chunk(batch[name][i], codec))
         done = 0
         while done < frames:  # a batch may straddle two scalar chunks
             staged = start + done - self._scalars_written

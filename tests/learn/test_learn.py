@@ -197,12 +197,34 @@ def test_preprocessing_shapes_and_range():
     x = pre.apply(frames)
     assert x.shape == (4, 3, 66, 200) and x.dtype == torch.float32
     assert x.abs().max() <= 1.5
-    assert torch.equal(pre.apply(frames[0]), x[0])
+    assert torch.allclose(pre.apply(frames[0]), x[0], rtol=0, atol=1e-6)  # a matmul's last bit may follow the batch size
     # BT.601, as PilotNet: pure red is Y 0.299, U -0.147, V 0.615 (Y scaled to [-1, 1], U and V doubled).
     red = torch.zeros(3, 120, 160, dtype=torch.uint8)
     red[0] = 255
     assert pre.apply(red).mean(dim=(1, 2)).tolist() == pytest.approx([2 * 0.299 - 1, 2 * -0.14713, 2 * 0.615], abs=1e-5)
     assert Preprocessing(color="rgb").apply(red).mean(dim=(1, 2)).tolist() == pytest.approx([1.0, -1.0, -1.0], abs=1e-5)
+
+
+def test_preprocessing_does_not_depend_on_how_it_was_first_called():
+    """The resize weights are cached by the first call: one under inference_mode or a float64 default must not
+    leave weights that break later calls (autograd through the input, float32 frames)."""
+    from drivesim.learn import preprocess
+
+    pre = Preprocessing(height=13, width=17)  # a size no other test uses: this test makes the first call
+    frames = torch.randint(0, 256, (2, 3, 40, 50), dtype=torch.uint8)
+    preprocess._resize_matrices.cache_clear()
+    default = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        with torch.inference_mode():
+            pre.apply(frames)
+    finally:
+        torch.set_default_dtype(default)
+    floats = frames.to(torch.float32).requires_grad_(True)
+    out = pre.apply(floats)
+    assert out.dtype == torch.float32
+    out.sum().backward()
+    assert floats.grad is not None and torch.isfinite(floats.grad).all()
 
 
 @pytest.mark.parametrize("frame", [(120, 160), (240, 320), (60, 80), (96, 333)])
