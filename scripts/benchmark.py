@@ -142,8 +142,8 @@ def _writer_streams(episodes: list[list[np.ndarray]]) -> list[bytes]:
 
     streams = []
     for images in episodes:
-        deflate_frame = CODECS[choose_image_codec(images[0])]
-        streams += [deflate_frame(image) for image in images]
+        codec, first = choose_image_codec(images[0])
+        streams += [first, *(CODECS[codec](image) for image in images[1:])]
     return streams
 
 

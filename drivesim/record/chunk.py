@@ -85,16 +85,23 @@ CODECS = {"libdeflate": deflate_image, "huffman-only": deflate_huffman_only}
 """Image codec name -> its function from a frame to a zlib stream."""
 
 
-def choose_image_codec(image: np.ndarray) -> str:
-    """"huffman-only" if it deflates `image` to at most `HUFFMAN_ONLY_MAX_GROWTH` more bytes than libdeflate, else "libdeflate"."""
-    huffman, standard = len(deflate_huffman_only(image)), len(deflate_image(image))
-    return "huffman-only" if huffman <= (1 + HUFFMAN_ONLY_MAX_GROWTH) * standard else "libdeflate"
+def choose_image_codec(image: np.ndarray) -> tuple[str, bytes]:
+    """("huffman-only", its stream) if it deflates `image` to at most `HUFFMAN_ONLY_MAX_GROWTH` more bytes than
+    libdeflate, else ("libdeflate", its stream): the probed frame needs no second deflate."""
+    huffman, standard = deflate_huffman_only(image), deflate_image(image)
+    if len(huffman) <= (1 + HUFFMAN_ONLY_MAX_GROWTH) * len(standard):
+        return "huffman-only", huffman
+    return "libdeflate", standard
 
 
-def image_chunk(image: np.ndarray, codec: str = "libdeflate") -> bytes:
-    """The stored bytes of one image chunk: `image` deflated by `codec`, then HDF5's fletcher32 of the stream."""
-    stream = CODECS[codec](image)
+def stored_chunk(stream: bytes) -> bytes:
+    """The stored bytes of one image chunk: its zlib stream, then HDF5's fletcher32 of the stream."""
     return stream + hdf5_fletcher32(stream).to_bytes(4, "little")
 
 
-__all__ = ["CODECS", "HUFFMAN_ONLY_MAX_GROWTH", "IMAGE_DEFLATE_LEVEL", "choose_image_codec", "deflate_huffman_only", "deflate_image", "hdf5_fletcher32", "image_chunk"]
+def image_chunk(image: np.ndarray, codec: str = "libdeflate") -> bytes:
+    """The stored bytes of `image` deflated by `codec` (`stored_chunk`)."""
+    return stored_chunk(CODECS[codec](image))
+
+
+__all__ = ["CODECS", "HUFFMAN_ONLY_MAX_GROWTH", "IMAGE_DEFLATE_LEVEL", "choose_image_codec", "deflate_huffman_only", "deflate_image", "hdf5_fletcher32", "image_chunk", "stored_chunk"]

@@ -31,7 +31,7 @@ import numpy as np
 
 from drivesim import __version__
 from drivesim.atomic import fsync_dir
-from drivesim.record.chunk import choose_image_codec, image_chunk
+from drivesim.record.chunk import choose_image_codec, image_chunk, stored_chunk
 from drivesim.record.manifest import Manifest, ShardInfo, write_manifest
 from drivesim.record.schema import (
     EPISODE_KEYS,
@@ -275,13 +275,16 @@ class ShardWriter:
         # the episode's first frame: so the bytes do not depend on where batches happen to end.
         cuts = [0, *(np.flatnonzero(episodes[1:] != episodes[:-1]) + 1).tolist(), frames]
         for first, end in zip(cuts[:-1], cuts[1:], strict=True):
+            probed: dict[str, bytes] = {}  # the episode's first frame, deflated while its codec was chosen
             if int(episodes[first]) != self._codec_episode:  # episodes are contiguous and unique in a shard
                 self._codec_episode = int(episodes[first])
-                self._codecs = {name: choose_image_codec(batch[name][first]) for name in self._images}
+                for name in self._images:
+                    self._codecs[name], probed[name] = choose_image_codec(batch[name][first])
             for name in self._images:
                 dataset, codec = self._datasets[name], self._codecs[name]
                 for i in range(first, end):
-                    dataset.id.write_direct_chunk((start + i,) + (0,) * (dataset.ndim - 1), image_chunk(batch[name][i], codec))
+                    chunk = stored_chunk(probed[name]) if i == first and probed else image_chunk(batch[name][i], codec)
+                    dataset.id.write_direct_chunk((start + i,) + (0,) * (dataset.ndim - 1), chunk)
         done = 0
         while done < frames:  # a batch may straddle two scalar chunks
             staged = start + done - self._scalars_written
