@@ -122,6 +122,12 @@ def generate_command(
     rate = f"; {result.frames_per_second:.0f} frames/s" if result.made_frames else ""
     shards = f"{result.shards} shard{'s' if result.shards != 1 else ''}, {result.size / 1e6:,.1f} MB"
     typer.echo(f"wrote {result.frames} frames in {shards} to {result.folder}{reused}{rate}")
+    if result.kept_versions:
+        from drivesim import __version__
+
+        older = ", ".join(f"{count} by drivesim {version}" for version, count in sorted(result.kept_versions.items()))
+        typer.echo(f"drivesim: note: kept shards written by another version ({older}; this is {__version__}): their bytes can differ "
+                   "from a fresh run's; --force makes them all again", err=True)
 
 
 @app.command("inspect")

@@ -21,13 +21,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from drivesim import __version__
 from drivesim.config import EPISODES_PER_SHARD_MAX, EpisodeConfig, GenerateConfig, to_dict
 from drivesim.drivers import ExpertDriver, NoisyDriver
 from drivesim.errors import DrivesimError
@@ -241,6 +242,9 @@ class GenerateResult:
     seconds: float
     size: int = 0
     """Bytes of all the recording's shards [B]."""
+    kept_versions: dict[str, int] = field(default_factory=dict)
+    """drivesim version -> shards kept that an earlier run wrote with that version, if not this one: such a recording
+    can differ in its bytes from a fresh run's (every shard's `drivesim_version` attribute says which wrote it)."""
 
     @property
     def frames_per_second(self) -> float:
@@ -404,7 +408,18 @@ def generate(
     write_manifest(folder, shards, config_fingerprint(config), {"run_seed": config.seed, "shard_seeds": "[run_seed, shard_index]"}, {"tracks": config.tracks})
     made = config.frames - sum(info.frames for info in kept.values())
     seconds = time.perf_counter() - started
-    return GenerateResult(folder, config.frames, len(shards), len(kept), made, seconds, sum(info.size for info in shards))
+    return GenerateResult(folder, config.frames, len(shards), len(kept), made, seconds, sum(info.size for info in shards), _kept_versions(folder, kept))
+
+
+def _kept_versions(folder: Path, kept: dict[int, ShardInfo]) -> dict[str, int]:
+    """Versions other than this drivesim that wrote the `kept` shards, with their shard counts."""
+    versions: dict[str, int] = {}
+    for info in kept.values():
+        with h5py.File(folder / info.file, "r") as f:
+            version = str(f.attrs.get("drivesim_version", "unknown"))
+        if version != __version__:
+            versions[version] = versions.get(version, 0) + 1
+    return versions
 
 
 def _run_pool(groups: list[list[ShardJob]], config: GenerateConfig, folder: Path, workers: int, bar: Any) -> dict[int, ShardInfo]:

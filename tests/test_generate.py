@@ -143,6 +143,21 @@ def test_resume_after_a_killed_run_gives_the_same_recording(tmp_path, repo_root)
     assert not list(target.glob("*.tmp"))
 
 
+def test_resuming_says_when_it_keeps_shards_another_drivesim_version_wrote(tmp_path, pool):
+    args = ["generate", "--frames", 90, "--shard-frames", 30, "--episode-frames", 30, "--tracks", pool, "--workers", 1, "--out", tmp_path / "r"]
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "another version" not in first.stderr
+    (tmp_path / "r" / "manifest.json").unlink()  # interrupted before the manifest, under an older drivesim
+    with h5py.File(tmp_path / "r" / "shard-00001.h5", "r+") as f:
+        f.attrs["drivesim_version"] = "0.0.9"
+    resumed = cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "(3 kept from an earlier run)" in resumed.stdout
+    assert "kept shards written by another version (1 by drivesim 0.0.9; this is " in resumed.stderr
+    assert len(resumed.stderr.strip().splitlines()) == 1
+
+
 def test_other_config_is_never_overwritten_without_force(tmp_path, repo_root):
     config = GenerateConfig(frames=60, shard_frames=30, episode_frames=30, tracks=str(repo_root / "tracks" / "val"))
     generate(config, tmp_path / "r", workers=1, progress=False)
