@@ -3,10 +3,12 @@
 import json
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from drivesim.config import to_dict
 from drivesim.drivers.base import DriverKind
@@ -65,6 +67,24 @@ def test_dagger_runs_collects_policy_frames_and_resumes(repo_root, tmp_path):
     third = subprocess.run([(str(moved) if arg == str(out) else arg) for arg in command], capture_output=True, text=True, timeout=600)
     assert third.returncode == 0, third.stderr
     assert (moved / "models" / "dagger-1" / "model.safetensors").stat().st_mtime_ns == before
+
+    # Killed in the middle of a stage (iteration 1's data or training: the kill lands somewhere after its
+    # model folder appears), the same command finishes the same experiment: equal weights, equal scores.
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([(str(killed) if arg == str(out) else arg) for arg in command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (killed / "models" / "dagger-1").exists() and process.poll() is None:
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    assert not (killed / "dagger.json").exists(), "the run should have been killed part-way"
+    resumed = subprocess.run([(str(killed) if arg == str(out) else arg) for arg in command], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((killed / "dagger.json").read_text())["rows"] == rows
+    for name in ("dagger-0", "dagger-1", "bc", "bc-noise"):
+        weights, reference = (load_checkpoint(folder / "models" / name).model.state_dict() for folder in (killed, moved))
+        assert all(torch.equal(weights[key], reference[key]) for key in reference), name
+    assert not list(killed.rglob("*.tmp"))
 
 
 def test_dagger_refuses_wrong_tracks_and_changed_settings_before_any_work(repo_root, tmp_path):
