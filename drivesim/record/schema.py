@@ -48,9 +48,9 @@ class Event(IntFlag):
     CRASH = 2
     """The car left the road by more than the crash margin or faces the wrong way."""
     INTERVENTION_START = 4
-    """The expert took the wheel from a policy or a human at this frame."""
+    """A network lost the wheel at this frame: to the expert (eval, dagger, generate) or to a human (play)."""
     RECOVERING = 8
-    """The expert is in control after an intervention."""
+    """Whoever took over is driving, until control is handed back; meta/driver says who (expert or human)."""
     EPISODE_RESET = 16
     """The car was placed on the road at this frame: every episode's first frame, and the frame after a
     crash when the episode goes on (count crashes with CRASH, not with this)."""
