@@ -182,6 +182,7 @@ def train_command(
     flip: bool = typer.Option(False, "--flip/--no-flip", help="Mirror half the frames (negating steering); off by default: on two-lane roads it teaches driving on the centre line."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the frames as recorded."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimisation steps (smoke tests)."),
+    device: str = typer.Option("auto", "--device", help="Where the network trains: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N."),
     force: bool = typer.Option(False, "--force", help="Replace a model already in --out."),
 ) -> None:
     """Train a driving network on recordings (behavioural cloning)."""
@@ -206,6 +207,7 @@ def train_command(
         workers=workers,
         seed=seed,
         max_steps=max_steps,
+        device=device,
     )
     train(config, progress=sys.stderr.isatty(), log=typer.echo)
 
@@ -278,6 +280,7 @@ def dagger_command(
     start_noise: float = typer.Option(0.0, "--start-noise", min=0.0, max=1.0, help="DART steering noise of iteration 0's expert frames (0: the classic clean start; 0.1: where the noisy cloning baseline starts)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seeds data, training and evaluation."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Processes for data generation and evaluation [default: the cores this process may use, CPU quota included]."),
+    device: str = typer.Option("auto", "--device", help="Where the networks train: auto (a CUDA GPU when torch sees one), cpu, cuda or cuda:N; driving always runs on the CPU."),
 ) -> None:
     """DAgger with expert takeover: the network drives, its failures and the expert's recoveries become training data.
 
@@ -299,6 +302,7 @@ def dagger_command(
         start_noise=start_noise,
         seed=seed,
         workers=workers,
+        device=device,
     )
     with _resumable_on_interrupt():
         summary = run_dagger(config, log=typer.echo)

@@ -13,6 +13,7 @@ the table answers: does closed-loop data beat more expert data?
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from drivesim.errors import DrivesimError
 from drivesim.evaluate import MAX_LAPS, EvalConfig, Evaluation, evaluate
 from drivesim.generate import generate
 from drivesim.learn import AugmentConfig, ModelConfig
-from drivesim.learn.train import TrainConfig, train
+from drivesim.learn.train import DEVICE_PATTERN, TrainConfig, train, training_device
 from drivesim.processes import usable_cores
 from drivesim.track import load_tracks
 
@@ -77,6 +78,8 @@ class DaggerConfig:
     """Seeds data, training and evaluation."""
     workers: int | None = None
     """Processes for data generation and evaluation (default: all cores)."""
+    device: str = "auto"
+    """Where the networks train (auto, cpu, cuda, cuda:N); where they drive is always the CPU."""
 
     def __post_init__(self) -> None:
         check(1 <= self.iterations < BASELINE_SEED_OFFSET, f"dagger needs 1 to {BASELINE_SEED_OFFSET - 1} iterations")
@@ -88,6 +91,7 @@ class DaggerConfig:
         check(0 < self.eval_laps <= MAX_LAPS, f"eval_laps must be in (0, {MAX_LAPS}]")
         check(self.epochs >= 1 and self.batch >= 1, "epochs and batch must be at least 1")
         ModelConfig(architecture=self.model)  # an unknown architecture fails now, not after the first data
+        check(re.fullmatch(DEVICE_PATTERN, self.device) is not None, f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
 
 def _data_config(config: DaggerConfig, frames: int, seed: int, noise: float = 0.0, policy: str | None = None) -> GenerateConfig:
@@ -115,6 +119,7 @@ def _train(config: DaggerConfig, data: list[Path], val: Path, out: Path, log: Ca
             epochs=config.epochs,
             batch=config.batch,
             seed=config.seed,
+            device=config.device,
         )
         train(run, progress=False, log=lambda line: log(f"  {out.name}: {line}"))
     return out
@@ -153,12 +158,13 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
     load_tracks(config.eval_tracks)
     if config.tracks != "random":
         load_tracks(config.tracks)
+    training_device(config.device)  # and so does a GPU torch cannot see
     out = Path(config.out).resolve()  # stages name each other by path: the same whatever way --out is spelled
     settings = json.loads(json.dumps(to_dict(config)))
     saved = out / "dagger-config.json"
     if saved.exists():
-        # A re-run resumes. The folder may be spelled another way; the process count does not change the data
-        # made, and an evaluation already made is kept as it was (with another count a network's outputs could
+        # A re-run resumes. The folder may be spelled another way; the process count and the training device do
+        # not change the data made, and an evaluation already made is kept as it was (with another count a network's outputs could
         # differ in their last bits).
         try:
             before = json.loads(saved.read_text())
@@ -169,7 +175,7 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
         # A setting added since that experiment was made counts as its default there.
         defaults = json.loads(json.dumps(to_dict(DaggerConfig(out=config.out))))
         changed = sorted(k for k in settings.keys() | before.keys()
-                         if k not in ("out", "workers") and settings.get(k) != before.get(k, defaults.get(k)))
+                         if k not in ("out", "workers", "device") and settings.get(k) != before.get(k, defaults.get(k)))
         if changed:
             raise DaggerError(f"{out} holds an experiment with other settings ({', '.join(changed)}); re-run it as it was, or use another --out")
     (out / "data").mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,10 @@ trains on the training frames, measures the validation loss, and keeps the
 best checkpoint; a JSON log and a loss-curve PNG are written beside it.
 Deterministic given the seed on CPU: the same data and arguments give the
 same checkpoint file, byte for byte (no timings in it; train-log.json has
-those).
+those). On a CUDA GPU (`device`, by default used when torch sees one) the
+network and its optimiser run there with deterministic kernels, while the
+frames are still read, augmented and preprocessed by the DataLoader's CPU
+workers.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import hashlib
 import io
 import json
 import math
+import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +37,9 @@ from drivesim.learn.checkpoint import WEIGHTS_FILE, save_checkpoint
 from drivesim.learn.models import ModelConfig, build_model, parameter_count
 from drivesim.learn.preprocess import Preprocessing
 from drivesim.record import RecordingDataset, open_recording
+
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
+"""The --device values train understands."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,8 @@ class TrainConfig:
     """Seeds weights, shuffling and augmentation."""
     max_steps: int | None = None
     """Stop after this many optimisation steps (quick tests); None = all epochs."""
+    device: str = "auto"
+    """Where the network trains: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N."""
 
     def __post_init__(self) -> None:
         check(len(self.data) > 0, "train needs at least one --data recording")
@@ -76,6 +86,7 @@ class TrainConfig:
         check(0 < self.val_fraction < 0.9, "val_fraction must be in (0, 0.9)")
         check(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a number > 0, got {self.lr:g}")
         check(self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
+        check(re.fullmatch(DEVICE_PATTERN, self.device) is not None, f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
 
 class TrainingError(DrivesimError):
@@ -147,13 +158,14 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         val_set = Subset(plain, range(len(train_set) - held, len(train_set)))
         train_set = Subset(train_set, range(len(train_set) - held))
     generator = torch.Generator().manual_seed(config.seed)
-    loader_args = {"num_workers": config.workers, "persistent_workers": config.workers > 0, "pin_memory": False}
+    device = training_device(config.device)
+    loader_args = {"num_workers": config.workers, "persistent_workers": config.workers > 0, "pin_memory": device.type == "cuda"}
     train_loader = DataLoader(train_set, batch_size=config.batch, shuffle=True, drop_last=len(train_set) > config.batch, generator=generator, **loader_args)
     val_loader = DataLoader(val_set, batch_size=256, shuffle=False, **loader_args)
     loader_rate = measure_loader(train_loader, batches=20)
 
     # ---- model
-    model = build_model(config.model, (config.preprocessing.height, config.preprocessing.width))
+    model = build_model(config.model, (config.preprocessing.height, config.preprocessing.width)).to(device)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)  # only now: a run refused for its data or model leaves no empty folder
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -162,7 +174,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         total_steps = min(total_steps, config.max_steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1))))
     per_frame = f" ({len(config.cameras)} cameras a frame)" if len(config.cameras) > 1 else ""
-    log(f"model {config.model.architecture}: {parameter_count(model):,} parameters; {len(train_set):,} training / {len(val_set):,} validation images{per_frame}")
+    log(f"model {config.model.architecture}: {parameter_count(model):,} parameters on {device}; {len(train_set):,} training / {len(val_set):,} validation images{per_frame}")
 
     # ---- loop
     data_prints = {"data": recording_fingerprints(config.data), "val": recording_fingerprints(config.val) if config.val else "tail of data"}
@@ -175,6 +187,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         running, batches, epoch_started = 0.0, 0, time.perf_counter()
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress, leave=False)
         for inputs, targets in bar:
+            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             loss = torch.nn.functional.mse_loss(model(inputs), targets)
             value = loss.item()
             if not math.isfinite(value):  # the weights are lost; no later step can bring them back
@@ -195,7 +208,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         if diverged:
             break
         train_rate = batches * config.batch / (time.perf_counter() - epoch_started)
-        val_loss = evaluate_loss(model, val_loader)
+        val_loss = evaluate_loss(model, val_loader, device)
         record = {"epoch": epoch + 1, "train_loss": running / max(batches, 1), "val_loss": val_loss, "train_frames_per_s": train_rate, "lr": schedule.get_last_lr()[0]}
         history.append(record)
         improved = val_loss < best
@@ -223,6 +236,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         "dataloader_frames_per_s": loader_rate,
         "train_frames_per_s": frames_seen / (time.perf_counter() - started),
         "checkpoint": str(out / WEIGHTS_FILE),
+        "device": str(device),
         "diverged": diverged,
     }
     # Its presence marks a finished run (dagger resumes by it), so it is never left half-written.
@@ -247,12 +261,29 @@ def _training_meta(config: TrainConfig, data_prints: dict[str, Any], history: li
     }
 
 
+def training_device(name: str) -> torch.device:
+    """The torch device `name` (auto, cpu, cuda, cuda:N) stands for; TrainingError if torch cannot use it."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"--device {name}: torch sees no CUDA GPU (torch {torch.__version__}; a CPU build, or no driver)")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise TrainingError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+        # Deterministic cuBLAS needs this before its first call (PyTorch's reproducibility notes); a value the
+        # user set is kept.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return device
+
+
 @torch.no_grad()
-def evaluate_loss(model: torch.nn.Module, loader: DataLoader) -> float:
+def evaluate_loss(model: torch.nn.Module, loader: DataLoader, device: torch.device | str = "cpu") -> float:
     """Mean squared error over a loader, in eval mode."""
     model.eval()
     total, count = 0.0, 0
     for inputs, targets in loader:
+        inputs, targets = inputs.to(device), targets.to(device)
         total += torch.nn.functional.mse_loss(model(inputs), targets, reduction="sum").item() / targets.shape[1]
         count += len(inputs)
     return total / max(count, 1)

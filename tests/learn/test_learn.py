@@ -321,13 +321,14 @@ def test_a_policy_whose_output_is_not_finite_stops_instead_of_steering_full_lock
 
 def test_cli_trains_a_few_steps(tiny_recording, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "drivesim.cli", "train", "--data", str(tiny_recording), "--out", str(tmp_path / "m"), "--model", "small", "--epochs", "1", "--max-steps", "3", "--workers", "0"],
+        [sys.executable, "-m", "drivesim.cli", "train", "--data", str(tiny_recording), "--out", str(tmp_path / "m"), "--model", "small", "--epochs", "1", "--max-steps", "3", "--workers", "0", "--device", "cpu"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "val loss" in result.stdout
+    assert "val loss" in result.stdout and "parameters on cpu" in result.stdout
+    assert json.loads((tmp_path / "m" / "train-log.json").read_text())["device"] == "cpu"
     assert load_checkpoint(tmp_path / "m").model_config.architecture == "small"
     bad = subprocess.run([sys.executable, "-m", "drivesim.cli", "train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("drivesim: error:")
@@ -340,6 +341,22 @@ def test_cli_trains_a_few_steps(tiny_recording, tmp_path):
     )
     assert again.returncode == 2 and "already holds a model" in again.stderr
     assert load_checkpoint(tmp_path / "m").model_config.architecture == "small"  # untouched
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("tpu", "--device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
+        pytest.param("cuda", "--device cuda: torch sees no CUDA GPU", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
+        pytest.param("cuda:7", "--device cuda:7: torch sees", marks=pytest.mark.skipif(torch.cuda.device_count() > 7, reason="this machine has 8 GPUs")),
+    ],
+)
+def test_a_device_torch_cannot_use_is_a_one_line_error_before_any_output(tiny_recording, tmp_path, device, message):
+    for command in (["train", "--data", str(tiny_recording), "--out", str(tmp_path / "m")], ["dagger", "--out", str(tmp_path / "d"), "--iterations", "1"]):
+        result = subprocess.run([sys.executable, "-m", "drivesim.cli", *command, "--device", device], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and result.stderr.startswith("drivesim: error:") and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists() and not (tmp_path / "d").exists()
 
 
 def test_a_run_replacing_a_model_and_stopped_after_its_first_save_leaves_no_old_log(tiny_recording, tmp_path):
