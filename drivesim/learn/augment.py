@@ -73,9 +73,14 @@ def correct_for_camera(label: torch.Tensor, camera: str, correction: float) -> t
     return label
 
 
-def augment(image: torch.Tensor, label: torch.Tensor, config: AugmentConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augment one uint8 frame (3, H, W) and its label (steering first)."""
-    if config.flip and torch.rand(()) < 0.5:
+def augment(image: torch.Tensor, label: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment one uint8 frame (3, H, W) and its label (steering first), drawing from `generator` (torch's
+    global one if None)."""
+
+    def uniform() -> torch.Tensor:
+        return torch.rand((), generator=generator)
+
+    if config.flip and uniform() < 0.5:
         image = image.flip(-1)
         label = label.clone()
         label[0] = -label[0]
@@ -84,20 +89,20 @@ def augment(image: torch.Tensor, label: torch.Tensor, config: AugmentConfig) -> 
     x = image.to(torch.float32)
     if config.contrast > 0:
         mean = x.mean()
-        x = (x - mean) * (1 + config.contrast * (2 * torch.rand(()) - 1)) + mean
+        x = (x - mean) * (1 + config.contrast * (2 * uniform() - 1)) + mean
     if config.brightness > 0:
-        x = x * (1 + config.brightness * (2 * torch.rand(()) - 1))
-    if config.shadow > 0 and torch.rand(()) < config.shadow:
-        x = x * _shadow_mask(x.shape[1], x.shape[2])
+        x = x * (1 + config.brightness * (2 * uniform() - 1))
+    if config.shadow > 0 and uniform() < config.shadow:
+        x = x * _shadow_mask(x.shape[1], x.shape[2], generator)
     return x.clamp_(0, 255).to(torch.uint8), label
 
 
-def _shadow_mask(height: int, width: int) -> torch.Tensor:
+def _shadow_mask(height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
     """A slanted dark band with soft edges, as a tree trunk's or a bridge's shadow."""
     rows = torch.arange(height, dtype=torch.float32).view(-1, 1) / height
     cols = torch.arange(width, dtype=torch.float32).view(1, -1) / width
-    centre, slope, half_width = torch.rand(3)
+    centre, slope, half_width = torch.rand(3, generator=generator)
     distance = (cols - (centre + (slope - 0.5) * 2 * rows)).abs()
     band = torch.clamp((0.05 + 0.2 * half_width - distance) / 0.03, 0, 1)
-    darkness = 0.35 + 0.3 * torch.rand(())
+    darkness = 0.35 + 0.3 * torch.rand((), generator=generator)
     return 1 - darkness * band

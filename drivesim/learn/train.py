@@ -3,12 +3,12 @@
 Reads top to bottom: arguments, data, model, loop, checkpoint. Each epoch
 trains on the training frames, measures the validation loss, and keeps the
 best checkpoint; a JSON log and a loss-curve PNG are written beside it.
-Deterministic given the seed on CPU: the same data and arguments give the
-same checkpoint file, byte for byte (no timings in it; train-log.json has
-those). On a CUDA GPU (`device`, by default used when torch sees one) the
-network and its optimiser run there with deterministic kernels, while the
-frames are still read, augmented and preprocessed by the DataLoader's CPU
-workers.
+Deterministic given the seed: the same data and arguments, whatever the
+DataLoader's worker count, give the same checkpoint file, byte for byte (no
+timings in it; train-log.json has those), on one kind of device. On a CUDA
+GPU (`device`, by default used when torch sees one) the network and its
+optimiser run there with deterministic kernels, while the frames are still
+read, augmented and preprocessed by the DataLoader's CPU workers.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from drivesim import __version__
 from drivesim.atomic import write_atomically
@@ -98,7 +98,9 @@ class TrainingFrames(Dataset):
 
     `base` must carry the "camera" extra when it has several `cameras`. Every
     left or right frame gets `side_correction`, validation frames included;
-    `augmentation` (None for validation) adds the random changes on top.
+    `augmentation` (None for validation) adds the random changes on top,
+    drawn from the seed an `AugmentedOrder` key carries (from torch's global
+    generator for a plain index).
     """
 
     def __init__(
@@ -110,14 +112,36 @@ class TrainingFrames(Dataset):
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
         item = self.base[index]
         image, label = item[0], item[1]
         camera = self.cameras[int(item[2]["camera"])] if len(self.cameras) > 1 else self.cameras[0]
         label = correct_for_camera(label, camera, self.side_correction)
         if self.augmentation is not None:
-            image, label = augment(image, label, self.augmentation)
+            generator = None if seed is None else torch.Generator().manual_seed(seed)
+            image, label = augment(image, label, self.augmentation, generator)
         return self.preprocessing.apply(image), label
+
+
+class AugmentedOrder(Sampler[tuple[int, int]]):
+    """Each pass, the frames `indices` in a shuffled order, each with the seed of its augmentation.
+
+    Both are drawn here, in the training process: a frame's random changes
+    then do not depend on which DataLoader worker reads it, and the same seed
+    trains the same network whatever --workers is.
+    """
+
+    def __init__(self, indices: Sequence[int], generator: torch.Generator) -> None:
+        self.indices, self.generator = indices, generator
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = torch.randperm(len(self.indices), generator=self.generator).tolist()
+        seeds = torch.randint(0, 2**62, (len(self.indices),), generator=self.generator).tolist()
+        return ((self.indices[k], seed) for k, seed in zip(order, seeds, strict=True))
 
 
 def recording_fingerprints(folders: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -144,7 +168,8 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
     extras = ("camera",) if len(config.cameras) > 1 else ()
     train_base = RecordingDataset(list(config.data), cameras=config.cameras, labels=labels, extras=extras)
     correction = config.augment.side_camera_correction
-    train_set: Dataset = TrainingFrames(train_base, config.preprocessing, config.augment, config.cameras, correction)
+    train_set = TrainingFrames(train_base, config.preprocessing, config.augment, config.cameras, correction)
+    train_indices = range(len(train_set))
     if config.val:
         val_base = RecordingDataset(list(config.val), cameras=("center",), labels=labels)
         val_set: Dataset = TrainingFrames(val_base, config.preprocessing, None, ("center",), correction)
@@ -156,11 +181,15 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
             raise TrainingError(f"{len(train_set)} training frame(s) leave none to train on once validation frames are held out; give more data or --val")
         plain = TrainingFrames(train_base, config.preprocessing, None, config.cameras, correction)
         val_set = Subset(plain, range(len(train_set) - held, len(train_set)))
-        train_set = Subset(train_set, range(len(train_set) - held))
-    generator = torch.Generator().manual_seed(config.seed)
+        train_indices = range(len(train_set) - held)
+    order = AugmentedOrder(train_indices, torch.Generator().manual_seed(config.seed))
     device = training_device(config.device)
-    loader_args = {"num_workers": config.workers, "persistent_workers": config.workers > 0, "pin_memory": device.type == "cuda"}
-    train_loader = DataLoader(train_set, batch_size=config.batch, shuffle=True, drop_last=len(train_set) > config.batch, generator=generator, **loader_args)
+    # Each loader draws a base seed for its workers (unused: the order hands out every seed) from its generator
+    # whenever it starts a pass: every epoch without workers, once a run with persistent ones. From torch's
+    # global generator, those draws would shift the dropout masks drawn in this process with --workers.
+    loader_seeds = torch.Generator().manual_seed(config.seed)
+    loader_args = {"num_workers": config.workers, "persistent_workers": config.workers > 0, "pin_memory": device.type == "cuda", "generator": loader_seeds}
+    train_loader = DataLoader(train_set, batch_size=config.batch, sampler=order, drop_last=len(order) > config.batch, **loader_args)
     val_loader = DataLoader(val_set, batch_size=256, shuffle=False, **loader_args)
     loader_rate = measure_loader(train_loader, batches=20)
 
@@ -174,7 +203,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         total_steps = min(total_steps, config.max_steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1))))
     per_frame = f" ({len(config.cameras)} cameras a frame)" if len(config.cameras) > 1 else ""
-    log(f"model {config.model.architecture}: {parameter_count(model):,} parameters on {device}; {len(train_set):,} training / {len(val_set):,} validation images{per_frame}")
+    log(f"model {config.model.architecture}: {parameter_count(model):,} parameters on {device}; {len(order):,} training / {len(val_set):,} validation images{per_frame}")
 
     # ---- loop
     data_prints = {"data": recording_fingerprints(config.data), "val": recording_fingerprints(config.val) if config.val else "tail of data"}
