@@ -200,16 +200,17 @@ class RigConfig:
     """Which cameras the car carries. Left and right ones are PilotNet's recovery cameras."""
 
     cameras: tuple[str, ...] = ("center",)
-    """Camera names, any of center, left, right."""
+    """Camera names: center, with left and right or without them."""
     side_offset: float = 0.8
     """Sideways distance of the left/right cameras from the centre camera [m]."""
     camera: CameraConfig = CameraConfig()
     """Intrinsics and mounting shared by every camera of the rig."""
 
     def __post_init__(self) -> None:
-        check(len(self.cameras) > 0, "rig needs at least one camera")
         unknown = set(self.cameras) - {"center", "left", "right"}
         check(not unknown, f"unknown camera name(s) {sorted(unknown)}; known: center, left, right")
+        # The centre camera is the one a network drives with, validates on and `inspect` shows.
+        check("center" in self.cameras, "rig cameras must include center (left and right are recovery views beside it)")
         check(len(set(self.cameras)) == len(self.cameras), "rig camera names must be unique")
         check(0 <= self.side_offset <= 3, "rig side_offset must be in [0, 3] m")
 
@@ -482,12 +483,15 @@ def load_json(cls: type[T], path: Path, ignore: tuple[str, ...] = (), overrides:
 
 
 def merge_plain(data: Any, overrides: dict[str, Any]) -> Any:
-    """`data` with `overrides` on top, nested mappings merged key by key (plain JSON data)."""
+    """`data` with `overrides` on top, nested mappings merged key by key (plain JSON data).
+
+    Where `data` has something other than a mapping in place of one of the overrides' sections (or is none
+    itself), that stays, for `from_dict` to refuse: replacing it would hide a broken file behind an option."""
     if not isinstance(data, dict):
-        return data if not overrides else overrides  # a file that is no mapping is refused by from_dict unless replaced
+        return data
     merged = dict(data)
     for key, value in overrides.items():
-        merged[key] = merge_plain(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        merged[key] = merge_plain(merged[key], value) if isinstance(value, dict) and key in merged else value
     return merged
 
 

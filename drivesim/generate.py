@@ -388,6 +388,7 @@ def generate(
     if workers < 1:
         raise GenerateError("--workers must be at least 1")
     pool = load_tracks(config.tracks) if config.tracks != "random" else None
+    config_fingerprint(config)  # reads the policy's weights: a missing checkpoint is an error before the folder is made
     folder.mkdir(parents=True, exist_ok=True)
     kept = prepare_folder(folder, config, force)
     todo = [job for job in plan_shards(config) if job.index not in kept]
