@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
@@ -111,12 +111,13 @@ def generate_command(
     # The options, in the config's own shape, go over the file's values (a section key by key: --randomize
     # sets the level and leaves the effects a file switched off), and only then is anything checked.
     options = {"frames": frames, "seed": seed, "tracks": tracks, "shard_frames": shard_frames, "episode_frames": episode_frames,
-               "rig": {"camera": {"width": width, "height": height}, "cameras": _camera_list(cameras) if cameras else None},
+               "rig": {"camera": {"width": width, "height": height}, "cameras": _camera_list(cameras) if cameras is not None else None},
                "randomization": {"level": randomize}, "noise": {"steering_std": noise}}
     given = _given(options)
+    _check_folder_option(out, "--out")
     # A recording's stored config (manifest.json "config") works as --config: its digests are not fields.
     run = load_json(GenerateConfig, config, ignore=DIGEST_KEYS, overrides=given) if config else from_dict(GenerateConfig, given)
-    with _resumable_on_interrupt():
+    with _say_on_interrupt(lambda: RESUMABLE):
         result = generate(run, out, workers=workers, force=force, progress=sys.stderr.isatty())
     reused = f" ({result.reused_shards} kept from an earlier run)" if result.reused_shards else ""
     rate = f"; {result.frames_per_second:.0f} frames/s" if result.made_frames else ""
@@ -153,8 +154,7 @@ def inspect_command(
     if camera not in cameras:
         raise DrivesimError(f"--camera {camera!r} is not in {recording}; it has {', '.join(sorted(cameras))}")
     folder = out or recording
-    if folder.exists() and not folder.is_dir():
-        raise DrivesimError(f"--out must be a folder, and {folder} is a file")
+    _check_folder_option(folder, "--out")
     if verify:
         verify_recording(recording)
     summary = summarize_recording(recording)
@@ -190,8 +190,10 @@ def train_command(
     from drivesim.learn.checkpoint import WEIGHTS_FILE
     from drivesim.learn.train import TrainConfig, train
 
+    _check_folder_option(out, "--out")
     if (out / WEIGHTS_FILE).exists() and not force:
-        raise DrivesimError(f"{out} already holds a model; use --force to replace it, or another --out")
+        unfinished = "" if (out / "train-log.json").exists() else " from an interrupted run (it has no train-log.json)"
+        raise DrivesimError(f"{out} already holds a model{unfinished}; use --force to replace it, or another --out")
 
     augment = AugmentConfig(flip=False, brightness=0, contrast=0, shadow=0, side_camera_correction=correction) if no_augment else AugmentConfig(flip=flip, side_camera_correction=correction)
     config = TrainConfig(
@@ -209,7 +211,8 @@ def train_command(
         max_steps=max_steps,
         device=device,
     )
-    train(config, progress=sys.stderr.isatty(), log=typer.echo)
+    with _say_on_interrupt(lambda: _what_training_left(out)):
+        train(config, progress=sys.stderr.isatty(), log=typer.echo)
 
 
 @app.command("eval")
@@ -234,8 +237,8 @@ def eval_command(
 
     if randomize not in ("none", "light", "full"):
         raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
-    if report is not None and report.exists() and not report.is_dir():
-        raise DrivesimError(f"--report must be a folder, and {report} is a file")
+    _check_folder_option(report, "--report")
+    _check_folder_option(record, "--record")
     config = EvalConfig(
         tracks=str(tracks),
         laps=laps,
@@ -253,9 +256,10 @@ def eval_command(
         driver, name = PolicyDriver(model), model
     progress = sys.stderr.isatty()
     workers = workers or usable_cores()
-    results = [evaluate(driver, config, record=record, name=name, progress=progress, workers=workers)]
-    if reference and model != "expert":
-        results.append(evaluate(ExpertDriver(config.expert), config, name="expert (reference)", progress=progress, workers=workers))
+    with _say_on_interrupt(lambda: "interrupted; no recording or report was written"):
+        results = [evaluate(driver, config, record=record, name=name, progress=progress, workers=workers)]
+        if reference and model != "expert":
+            results.append(evaluate(ExpertDriver(config.expert), config, name="expert (reference)", progress=progress, workers=workers))
     rows = []
     for result in results:
         rows.append((result.driver, result.overall))
@@ -288,6 +292,8 @@ def dagger_command(
     """
     from drivesim.dagger import DaggerConfig, dagger_table, run_dagger
 
+    _check_folder_option(out, "--out")
+
     config = DaggerConfig(
         out=str(out),
         iterations=iterations,
@@ -304,7 +310,7 @@ def dagger_command(
         workers=workers,
         device=device,
     )
-    with _resumable_on_interrupt():
+    with _say_on_interrupt(lambda: RESUMABLE):
         summary = run_dagger(config, log=typer.echo)
     typer.echo(dagger_table(summary["rows"]))
     typer.echo(f"wrote {out / 'dagger.md'} and {out / 'dagger.png'}")
@@ -394,28 +400,54 @@ def _holds_track(path: Path, data: dict) -> bool:
 
 
 def _camera_list(text: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [n for n in names if n not in ("center", "left", "right")]
-    if not names or unknown:
-        raise DrivesimError(f"--cameras must list center, left, right (comma-separated), got {text!r}")
+    names = tuple(name.strip() for name in text.split(","))
+    if not set(names) <= {"center", "left", "right"} or "center" not in names:
+        raise DrivesimError(f"--cameras must be center or center,left,right (comma-separated, center among them), got {text!r}")
     if len(set(names)) != len(names):  # train would make every frame of a repeated camera two samples
         raise DrivesimError(f"--cameras names a camera more than once: {text!r}")
     return names
 
 
+RESUMABLE = "interrupted; finished parts are kept, and the same command resumes from them"
+
+
 @contextlib.contextmanager
-def _resumable_on_interrupt() -> Iterator[None]:
-    """Say what Ctrl-C left behind (click itself exits 130 without a word)."""
+def _say_on_interrupt(left_behind: Callable[[], str]) -> Iterator[None]:
+    """Say what Ctrl-C left behind: typer turns KeyboardInterrupt into exit status 130 without a word,
+    so `main` never sees it."""
     try:
         yield
     except KeyboardInterrupt:
-        typer.echo("\ndrivesim: interrupted; finished parts are kept, and the same command resumes from them", err=True)
+        typer.echo(f"\ndrivesim: {left_behind()}", err=True)
         raise
+
+
+def _what_training_left(out: Path) -> str:
+    from drivesim.learn.checkpoint import WEIGHTS_FILE
+
+    if not (out / WEIGHTS_FILE).exists():
+        return "interrupted; no model was written"
+    if (out / "train-log.json").exists():  # --force over a finished model, stopped before the new run's first save
+        return f"interrupted before the first epoch's end; {out} keeps its earlier model"
+    return (f"interrupted; {out / WEIGHTS_FILE} holds the best epoch so far, but with no train-log.json it is not a "
+            "finished run (--force trains again)")
 
 
 def _check_png(path: Path, option: str) -> None:
     if path.suffix.lower() != ".png":
         raise DrivesimError(f"{option} must name a .png file, got {str(path)!r}")
+
+
+def _check_folder_option(folder: Path | None, option: str) -> None:
+    """`folder` is a folder this run can write, or a path where one can be made: not a file, nor below one.
+    Checked before any work, so that the mistake is not found after it."""
+    if folder is None:
+        return
+    existing = next(path for path in (folder, *folder.absolute().parents) if path.exists())
+    if not existing.is_dir():
+        raise DrivesimError(f"{option} must be a folder, and {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DrivesimError(f"{option}: the folder {str(existing)!r} is not writable")
 
 
 def _check_writable_folder(folder: Path, option: str) -> None:

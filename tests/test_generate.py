@@ -245,6 +245,24 @@ def test_a_config_file_section_keeps_the_defaults_it_does_not_mention(tmp_path):
     assert b["randomization"] == {**a["randomization"], "level": "light"}
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[1, 2]", "c.json: expected a mapping, got list"),
+        ('{"randomization": 5}', "c.json.randomization: expected a mapping, got int"),
+        ('{"rig": null}', "c.json.rig: expected a mapping, got NoneType"),
+        ('{"policy": "no-such-model"}', "cannot read the policy checkpoint no-such-model"),
+    ],
+    ids=["list", "number-section", "null-section", "missing-policy"],
+)
+def test_a_broken_config_file_is_refused_even_beside_options_that_set_its_sections(tmp_path, text, message):
+    # The options' sections once replaced what the file had in their place: a broken file ran as if it were fine.
+    (tmp_path / "c.json").write_text(text)
+    result = cli("generate", "--config", tmp_path / "c.json", "--randomize", "none", "--width", 64, "--frames", 10, "--out", tmp_path / "r")
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_damaged_manifest_is_named_as_such(tmp_path, pool):
     generate(_pool_config(pool), tmp_path / "r", workers=1, progress=False)
     (tmp_path / "r" / "manifest.json").write_text('{"format": "drivesim-rec')
@@ -317,6 +335,9 @@ def test_corrupt_shard_is_reported_clearly(tmp_path, tiny_recording):
         (["--width", 4], "width"),
         (["--seed", -1], "--seed"),
         (["--cameras", "center,center"], "more than once"),
+        (["--cameras", "center,"], "--cameras must be center or center,left,right"),
+        (["--cameras", ""], "--cameras must be center or center,left,right"),
+        (["--cameras", "left,right"], "center among them"),
         (["--frames", 10**11, "--shard-frames", 1], "raise shard_frames"),  # once built a list of 1e11 shards
         (["--frames", 1001, "--shard-frames", 1001, "--episode-frames", 1], "1,001 episodes a shard"),  # failed 1,000 frames in
     ],
@@ -431,3 +452,24 @@ def test_ctrl_c_stops_the_workers_at_once(tmp_path, repo_root):
     for shard in kept:
         info, _ = shard_info_from_file(shard)
         assert info.frames == 200
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["generate", "--frames", 10, "--out"],
+        ["train", "--data", "no-such-recording", "--out"],
+        ["dagger", "--out"],
+        ["eval", "--model", "expert", "--record"],
+        ["eval", "--model", "expert", "--report"],
+        ["inspect", "RECORDING", "--out"],
+    ],
+    ids=lambda command: " ".join(map(str, command[:1] + command[-1:])),
+)
+@pytest.mark.parametrize("below", [False, True], ids=["the-file", "below-it"])
+def test_an_output_folder_option_naming_a_file_is_refused_before_any_work(tmp_path, tiny_recording, command, below):
+    (tmp_path / "afile").write_text("")
+    target = tmp_path / "afile" / "sub" if below else tmp_path / "afile"
+    result = cli(*[tiny_recording if word == "RECORDING" else word for word in command], target)
+    assert result.returncode == 2 and f"{command[-1]} must be a folder, and {tmp_path / 'afile'} is a file" in result.stderr, result.stderr
+    assert result.stdout == "" and (tmp_path / "afile").read_text() == ""

@@ -195,8 +195,6 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
 
     # ---- model
     model = build_model(config.model, (config.preprocessing.height, config.preprocessing.width)).to(device)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)  # only now: a run refused for its data or model leaves no empty folder
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total_steps = config.epochs * len(train_loader)
     if config.max_steps is not None:
@@ -213,7 +211,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
     step, frames_seen, started = 0, 0, time.perf_counter()
     for epoch in range(config.epochs):
         model.train()
-        running, batches, epoch_started = 0.0, 0, time.perf_counter()
+        running, batches, epoch_frames, epoch_started = 0.0, 0, 0, time.perf_counter()
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress, leave=False)
         for inputs, targets in bar:
             inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
@@ -231,18 +229,21 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
             batches += 1
             step += 1
             frames_seen += len(inputs)
+            epoch_frames += len(inputs)
             bar.set_postfix(loss=f"{running / batches:.4f}", fps=f"{frames_seen / (time.perf_counter() - started):.0f}")
             if config.max_steps is not None and step >= config.max_steps:
                 break
         if diverged:
             break
-        train_rate = batches * config.batch / (time.perf_counter() - epoch_started)
+        train_rate = epoch_frames / (time.perf_counter() - epoch_started)
         val_loss = evaluate_loss(model, val_loader, device)
         record = {"epoch": epoch + 1, "train_loss": running / max(batches, 1), "val_loss": val_loss, "train_frames_per_s": train_rate, "lr": schedule.get_last_lr()[0]}
         history.append(record)
         improved = val_loss < best
         if improved:
             if not math.isfinite(best):  # the first save replaces an earlier run's model: its log no longer describes it
+                # Made only now, so that a run refused, diverged or interrupted before it has a model leaves no empty folder.
+                out.mkdir(parents=True, exist_ok=True)
                 for stale in ("train-log.json", "loss.png"):
                     (out / stale).unlink(missing_ok=True)
             best = val_loss
@@ -253,8 +254,6 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
 
     # ---- report
     if not math.isfinite(best):
-        if created and not any(out.iterdir()):
-            out.rmdir()
         raise TrainingError(f"no epoch reached a finite validation loss (training diverged: try a lower --lr); no model was written to {out}")
     summary = {
         "config": to_dict(config),
