@@ -364,6 +364,8 @@ def play_command(
     summary = f"{stats.frames} frames, {stats.fps:.1f} frames/s (uncapped {stats.uncapped_fps:.0f}), {stats.steps} simulation steps"
     if session.recorder is not None and session.recorder.shards:
         summary += f"; recorded {session.recorder.frames} frames in {len(session.recorder.shards)} shard(s) to {session.recorder.folder}"
+    elif record is not None:
+        summary += f"; recorded no frames (no simulation step ran), so nothing was written to {record}"
     if screenshot is not None:
         summary += f"; saved {screenshot}"
     typer.echo(summary)

@@ -117,6 +117,8 @@ class PlayRecorder:
             raise PlayRecordingError(f"{self.folder}: already holds a recording; choose a new folder")
         if segment_frames < 1:
             raise PlayRecordingError("segment_frames must be at least 1")
+        self._made_folder = not self.folder.exists()
+        """This session made the folder: one it leaves empty is removed at `finish`."""
         try:  # now, so a folder that cannot be written fails before the window opens, not at the first frame
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -243,3 +245,5 @@ class PlayRecorder:
             raise
         finally:
             self.wait()
+            if self._made_folder and not self.shards and self.folder.is_dir() and not any(self.folder.iterdir()):
+                self.folder.rmdir()

@@ -171,6 +171,8 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
     train_set = TrainingFrames(train_base, config.preprocessing, config.augment, config.cameras, correction)
     train_indices = range(len(train_set))
     if config.val:
+        if any(Path(v).resolve() == Path(d).resolve() for v in config.val for d in config.data):
+            log("warning: a --val recording is also a --data recording: the validation loss is measured on frames the network trains on")
         val_base = RecordingDataset(list(config.val), cameras=("center",), labels=labels)
         val_set: Dataset = TrainingFrames(val_base, config.preprocessing, None, ("center",), correction)
     else:

@@ -51,6 +51,15 @@ def test_a_short_run_saves_a_screenshot_and_reports_its_rate(tmp_path, track_fil
     assert cv2.imread(str(shot)).shape == (240, 320, 3)
 
 
+def test_a_session_that_records_no_frame_leaves_no_folder_and_says_so(tmp_path, track_file):
+    folder = tmp_path / "rec"
+    process = play("--track", track_file, "--record", folder, "--size", "320x240", "--frames", "1")  # one window frame: no step yet
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert f"recorded no frames (no simulation step ran), so nothing was written to {folder}" in out
+    assert not folder.exists()
+
+
 def test_user_errors_are_one_line_with_exit_status_2(tmp_path, track_file, monkeypatch, capsys):
     from drivesim.cli import main
 

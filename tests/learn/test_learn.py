@@ -436,3 +436,13 @@ def test_ctrl_c_during_training_says_what_it_left(tiny_recording, tmp_path):
     assert (out / "model.safetensors").exists() and not (out / "train-log.json").exists()
     again = subprocess.run([sys.executable, "-m", "drivesim.cli", *args], capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "from an interrupted run" in again.stderr, again.stderr
+
+
+def test_validating_on_a_training_recording_is_warned_about(tiny_recording, tmp_path):
+    lines: list[str] = []
+    config = TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / "m"), model=ModelConfig("small"), epochs=1, batch=16, workers=0, max_steps=2)
+    train(replace(config, val=(str(tiny_recording / ".." / tiny_recording.name),)), progress=False, log=lines.append)
+    assert any(line.startswith("warning: a --val recording is also a --data recording") for line in lines), lines
+    lines.clear()
+    train(replace(config, out=str(tmp_path / "n")), progress=False, log=lines.append)  # the tail of --data: no warning
+    assert not any(line.startswith("warning") for line in lines), lines
