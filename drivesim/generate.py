@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -390,26 +391,48 @@ def generate(
     pool = load_tracks(config.tracks) if config.tracks != "random" else None
     config_fingerprint(config)  # reads the policy's weights: a missing checkpoint is an error before the folder is made
     folder.mkdir(parents=True, exist_ok=True)
-    kept = prepare_folder(folder, config, force)
-    todo = [job for job in plan_shards(config) if job.index not in kept]
-    started = time.perf_counter()
-    done = dict(kept)
-    bar = _progress_bar(config.frames, sum(i.frames for i in kept.values()), progress)
-    try:
-        groups = shard_groups(todo, config, pool, workers)
-        if workers == 1 or len(todo) <= 1:
-            scenes = LastScene()
-            for job in (job for group in groups for job in group):
-                done[job.index] = write_shard(job, config, folder, pool, on_frames=bar.update, scenes=scenes)
-        else:
-            done.update(_run_pool(groups, config, folder, workers, bar))
-    finally:
-        bar.close()
-    shards = [done[job.index] for job in plan_shards(config)]
-    write_manifest(folder, shards, config_fingerprint(config), {"run_seed": config.seed, "shard_seeds": "[run_seed, shard_index]"}, {"tracks": config.tracks})
+    with _writing_alone(folder):
+        kept = prepare_folder(folder, config, force)
+        todo = [job for job in plan_shards(config) if job.index not in kept]
+        started = time.perf_counter()
+        done = dict(kept)
+        bar = _progress_bar(config.frames, sum(i.frames for i in kept.values()), progress)
+        try:
+            groups = shard_groups(todo, config, pool, workers)
+            if workers == 1 or len(todo) <= 1:
+                scenes = LastScene()
+                for job in (job for group in groups for job in group):
+                    done[job.index] = write_shard(job, config, folder, pool, on_frames=bar.update, scenes=scenes)
+            else:
+                done.update(_run_pool(groups, config, folder, workers, bar))
+        finally:
+            bar.close()
+        shards = [done[job.index] for job in plan_shards(config)]
+        write_manifest(folder, shards, config_fingerprint(config), {"run_seed": config.seed, "shard_seeds": "[run_seed, shard_index]"}, {"tracks": config.tracks})
     made = config.frames - sum(info.frames for info in kept.values())
     seconds = time.perf_counter() - started
     return GenerateResult(folder, config.frames, len(shards), len(kept), made, seconds, sum(info.size for info in shards), _kept_versions(folder, kept))
+
+
+@contextmanager
+def _writing_alone(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (flock on the folder itself: no lock file to leave behind) while a
+    run writes it. A second run into the same folder would delete the first one's shards in progress as
+    leftovers of an interrupted run, and both would write the same temporary files."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; runs are not guarded against each other
+        yield
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GenerateError(f"{folder} is being written by another drivesim run; wait for it to end, or choose another --out") from None
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def _kept_versions(folder: Path, kept: dict[int, ShardInfo]) -> dict[str, int]:

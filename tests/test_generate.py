@@ -15,7 +15,15 @@ import torch
 
 from drivesim.config import CarConfig, GenerateConfig, RandomizationConfig, to_dict
 from drivesim.generate import GenerateError, LastScene, generate, plan_shards, shard_groups, write_shard
-from drivesim.record import Event, RecordingDataset, RecordingError, open_recording, read_manifest, shard_info_from_file
+from drivesim.record import (
+    Event,
+    RecordingDataset,
+    RecordingError,
+    open_recording,
+    read_manifest,
+    shard_info_from_file,
+    verify_recording,
+)
 from drivesim.track import load_tracks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -473,3 +481,22 @@ def test_an_output_folder_option_naming_a_file_is_refused_before_any_work(tmp_pa
     result = cli(*[tiny_recording if word == "RECORDING" else word for word in command], target)
     assert result.returncode == 2 and f"{command[-1]} must be a folder, and {tmp_path / 'afile'} is a file" in result.stderr, result.stderr
     assert result.stdout == "" and (tmp_path / "afile").read_text() == ""
+
+
+def test_a_second_run_into_a_folder_being_written_is_refused_and_the_first_is_unharmed(tmp_path, repo_root):
+    # The second run once took the first's shards in progress for an interrupted run's leftovers and deleted them.
+    args = ["generate", "--frames", 3000, "--shard-frames", 500, "--tracks", repo_root / "tracks" / "val", "--randomize", "none", "--workers", 1, "--out", tmp_path / "r"]
+    first = subprocess.Popen([sys.executable, "-m", "drivesim.cli", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not list((tmp_path / "r").glob("shard-*.h5*")):
+            assert first.poll() is None and time.time() < deadline
+            time.sleep(0.02)
+        second = cli(*args)
+        out, err = first.communicate(timeout=300)
+    finally:
+        first.kill()
+    assert second.returncode == 2 and "is being written by another drivesim run" in second.stderr and len(second.stderr.splitlines()) == 1, second.stderr
+    assert first.returncode == 0, err
+    verify_recording(tmp_path / "r")
+    assert cli(*args).returncode == 0  # once the first has ended, the same command runs (and keeps every shard)
