@@ -2,12 +2,16 @@
 
 Loading never executes anything from the file (no pickle). The header holds
 the model config, the preprocessing and the training metadata, so a loaded
-checkpoint rebuilds its network and feeds it frames as in training.
+checkpoint rebuilds its network and feeds it frames as in training, and the
+weights' SHA-256 (safetensors has no checksum of its own: a damaged byte in
+the weights would load and drive, just differently).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,8 +66,19 @@ def save_checkpoint(path: Path | str, model: DrivingNet, preprocessing: Preproce
         "training": json.dumps(training, sort_keys=True),
     }
     tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
+    metadata["weights_sha256"] = weights_sha256(tensors)
     # Written here rather than by safetensors' save_file, which makes files owner-only.
     return write_atomically(path, _sorted_header(save(tensors, metadata=metadata)))
+
+
+def weights_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors' names, dtypes, shapes and bytes, in name order (so not of the file's layout)."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().contiguous().cpu()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _sorted_header(data: bytes) -> bytes:
@@ -111,8 +126,11 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
         raise CheckpointError(f"{file}: weights do not fit a {model_config.architecture} network ({' '.join(lines[:2])})") from None
     broken = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
-    if broken:  # safetensors has no checksum: damaged weights load without complaint and would steer full lock
+    if broken:  # clamped, NaN would be a full-lock command
         raise CheckpointError(f"{file}: weights hold NaN or infinity ({', '.join(broken[:3])})")
+    # Checkpoints saved before the digest was stored carry none, and load unchecked.
+    if "weights_sha256" in metadata and weights_sha256(tensors) != metadata["weights_sha256"]:
+        raise CheckpointError(f"{file}: the weights do not match the SHA-256 stored with them: the file is damaged")
     model.eval()
     return Checkpoint(model, model_config, preprocessing, training, file)
 

@@ -295,6 +295,19 @@ def test_bad_checkpoints_are_rejected(tmp_path):
     save_file({k: torch.full_like(v, float("nan")) if k == next(iter(tensors)) else v for k, v in tensors.items()}, str(nan), metadata=handle_metadata(good))
     with pytest.raises(CheckpointError, match="NaN or infinity"):
         load_checkpoint(nan)
+    # One flipped bit in a weight's last mantissa bit: finite, plausible, and not the network that was trained.
+    flipped = bytearray(good.read_bytes())
+    flipped[-2] ^= 0x01
+    (tmp_path / "flipped.safetensors").write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="do not match the SHA-256 stored with them"):
+        load_checkpoint(tmp_path / "flipped.safetensors")
+
+
+def test_the_shipped_baseline_carries_and_passes_its_weights_digest(repo_root):
+    from drivesim.learn.checkpoint import weights_sha256
+
+    path = repo_root / "models" / "pilotnet-baseline" / "model.safetensors"
+    assert handle_metadata(path)["weights_sha256"] == weights_sha256(load_checkpoint(path).model.state_dict())
 
 
 def handle_metadata(path) -> dict:
