@@ -5,6 +5,10 @@ interrupt (manifests, checkpoints, track files, reports), goes through
 `write_atomically`: a temporary file beside the target, flushed and fsynced,
 renamed over the target, then the folder fsynced so the rename survives a
 power cut.
+
+A run that makes an output folder and ends with nothing in it removes the
+folders it made (`missing_folders` before, `remove_empty_folders` after), so
+that a failed or interrupted run leaves no empty folder behind.
 """
 
 from __future__ import annotations
@@ -33,6 +37,24 @@ def write_atomically(path: Path | str, data: bytes | str) -> Path:
         raise
     fsync_dir(path.parent)
     return path
+
+
+def missing_folders(path: Path | str) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first: what making `path` would make."""
+    missing = []
+    for folder in (Path(path), *Path(path).parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Remove `folders` (deepest first, as `missing_folders` lists them) while they are empty folders."""
+    for folder in folders:
+        if not folder.is_dir() or any(folder.iterdir()):
+            return
+        folder.rmdir()
 
 
 def fsync_dir(folder: Path | str) -> None:

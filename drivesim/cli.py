@@ -48,6 +48,7 @@ def tracks_generate(
     from drivesim.track import generate_track, save_track
     from drivesim.track.io import track_to_json
 
+    _check_folder_option(out, "--out")
     given = _given({"length": length, "width": width, "lanes": lanes, "curviness": curviness, "min_radius": min_radius})
     track_config = load_json(TrackConfig, config, overrides=given) if config else from_dict(TrackConfig, given)
     tracks = {out / f"track-{s:05d}.json": generate_track(s, track_config)
@@ -256,7 +257,7 @@ def eval_command(
         driver, name = PolicyDriver(model), model
     progress = sys.stderr.isatty()
     workers = workers or usable_cores()
-    with _say_on_interrupt(lambda: "interrupted; no recording or report was written"):
+    with _say_on_interrupt(lambda: _what_evaluation_left(record)):
         results = [evaluate(driver, config, record=record, name=name, progress=progress, workers=workers)]
         if reference and model != "expert":
             results.append(evaluate(ExpertDriver(config.expert), config, name="expert (reference)", progress=progress, workers=workers))
@@ -404,7 +405,7 @@ def _holds_track(path: Path, data: dict) -> bool:
 def _camera_list(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(","))
     if not set(names) <= {"center", "left", "right"} or "center" not in names:
-        raise DrivesimError(f"--cameras must be center or center,left,right (comma-separated, center among them), got {text!r}")
+        raise DrivesimError(f"--cameras must name center, and may add left and right (comma-separated), got {text!r}")
     if len(set(names)) != len(names):  # train would make every frame of a repeated camera two samples
         raise DrivesimError(f"--cameras names a camera more than once: {text!r}")
     return names
@@ -422,6 +423,14 @@ def _say_on_interrupt(left_behind: Callable[[], str]) -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo(f"\ndrivesim: {left_behind()}", err=True)
         raise
+
+
+def _what_evaluation_left(record: Path | None) -> str:
+    from drivesim.record.manifest import MANIFEST_NAME
+
+    if record is not None and (record / MANIFEST_NAME).exists():  # stopped in the expert's reference run
+        return f"interrupted; the recording in {record} is complete, and no report was written"
+    return "interrupted; no recording or report was written"
 
 
 def _what_training_left(out: Path) -> str:

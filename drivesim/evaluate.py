@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from drivesim.atomic import missing_folders, remove_empty_folders
 from drivesim.config import (
     CarConfig,
     EpisodeConfig,
@@ -268,7 +269,7 @@ def evaluate(
     if workers < 1:
         raise EvaluationError("workers must be at least 1")
     evaluated = DriverKind(driver.kind)
-    record_is_new = record is not None and not Path(record).exists()
+    made_for_record = missing_folders(record) if record is not None else []
     attrs_config = to_dict(config)
     runs_to_drive = [(look, i, track) for look in range(config.looks) for i, track in enumerate(tracks)]
     runs = [(episode, look, i) for episode, (look, i, _) in enumerate(runs_to_drive)]
@@ -285,8 +286,7 @@ def evaluate(
             for episode, _, _ in runs:
                 Path(record, shard_name(episode)).unlink(missing_ok=True)
                 Path(record, shard_name(episode) + TMP_SUFFIX).unlink(missing_ok=True)
-            if record_is_new and Path(record).is_dir() and not any(Path(record).iterdir()):
-                Path(record).rmdir()
+            remove_empty_folders(made_for_record)
         raise
     finally:
         bar.close()

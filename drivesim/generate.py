@@ -389,7 +389,9 @@ def generate(
     if workers < 1:
         raise GenerateError("--workers must be at least 1")
     pool = load_tracks(config.tracks) if config.tracks != "random" else None
-    config_fingerprint(config)  # reads the policy's weights: a missing checkpoint is an error before the folder is made
+    if config.policy:  # a missing or damaged checkpoint is an error before the folder is made
+        config_fingerprint(config)
+        load_policy(config.policy)
     folder.mkdir(parents=True, exist_ok=True)
     with _writing_alone(folder):
         kept = prepare_folder(folder, config, force)
@@ -430,6 +432,8 @@ def _writing_alone(folder: Path) -> Iterator[None]:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise GenerateError(f"{folder} is being written by another drivesim run; wait for it to end, or choose another --out") from None
+        except OSError:  # a file system without flock on folders (NFS: EBADF, Lustre without -o flock: ENOSYS)
+            pass
         yield
     finally:
         os.close(descriptor)  # releases the lock

@@ -290,9 +290,9 @@ def test_a_failing_process_stops_the_others_and_leaves_no_recording(two_tracks, 
     config = EvalConfig(tracks=two_tracks, laps=20.0, randomization=RandomizationConfig.preset("none"))
     start = time.perf_counter()
     with pytest.raises(EvaluationError if die else RuntimeError, match="worker process died" if die else "network failed"):
-        evaluate(FailsOnTrack("val-000", die), config, record=tmp_path / "rec", workers=2)
+        evaluate(FailsOnTrack("val-000", die), config, record=tmp_path / "new" / "rec", workers=2)
     assert time.perf_counter() - start < 40
-    assert not (tmp_path / "rec").exists()  # no shard, no .tmp, no empty folder: the same --record can be used again
+    assert not (tmp_path / "new").exists()  # no shard, no .tmp, no folder made for it: the same --record can be used again
 
 
 def test_report_draws_every_look_of_a_track_in_one_row(short_track, tmp_path):
@@ -473,3 +473,37 @@ def test_a_report_that_fails_midway_leaves_no_metrics_json(short_track, tmp_path
     with pytest.raises(OSError, match="disk full"):
         report.write_report([evaluation], tmp_path / "r")
     assert not (tmp_path / "r" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("when", ["network", "reference"])
+def test_ctrl_c_in_eval_says_what_it_left(repo_root, tmp_path, when):
+    import os
+    import signal
+    import time
+
+    record, report = tmp_path / "new" / "rec", tmp_path / "report"
+    args = ["eval", "--model", repo_root / "models" / "pilotnet-baseline", "--tracks", repo_root / "tracks" / "val" / "val-000.json",
+            "--laps", 3, "--randomize", "none", "--workers", 1, "--record", record, "--report", report]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "drivesim.cli", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 240
+        # The network's run records into a temporary shard; the manifest comes when it is done, before the reference run.
+        started = (lambda: list(record.glob("*.tmp"))) if when == "network" else (lambda: (record / "manifest.json").exists())
+        while not started():
+            assert process.poll() is None and time.time() < deadline, process.communicate()
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert not report.exists()
+    if when == "network":
+        assert last == "drivesim: interrupted; no recording or report was written" and not (tmp_path / "new").exists(), err
+    else:
+        assert last == f"drivesim: interrupted; the recording in {record} is complete, and no report was written", err
+        assert open_recording(record).manifest.frames > 0

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from drivesim.atomic import missing_folders, remove_empty_folders
 from drivesim.errors import DrivesimError
 from drivesim.record import ShardInfo, ShardWriter, shard_name, write_manifest
 from drivesim.record.schema import MANIFEST_NAME, SHARD_PATTERN
@@ -117,8 +118,8 @@ class PlayRecorder:
             raise PlayRecordingError(f"{self.folder}: already holds a recording; choose a new folder")
         if segment_frames < 1:
             raise PlayRecordingError("segment_frames must be at least 1")
-        self._made_folder = not self.folder.exists()
-        """This session made the folder: one it leaves empty is removed at `finish`."""
+        self._made_folders = missing_folders(self.folder)
+        """Folders this session makes for the recording: those it leaves empty are removed at `finish`."""
         try:  # now, so a folder that cannot be written fails before the window opens, not at the first frame
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -245,5 +246,4 @@ class PlayRecorder:
             raise
         finally:
             self.wait()
-            if self._made_folder and not self.shards and self.folder.is_dir() and not any(self.folder.iterdir()):
-                self.folder.rmdir()
+            remove_empty_folders(self._made_folders)

@@ -269,9 +269,9 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         "device": str(device),
         "diverged": diverged,
     }
-    # Its presence marks a finished run (dagger resumes by it), so it is never left half-written.
-    write_atomically(out / "train-log.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
     plot_losses(history, out / "loss.png")
+    # Its presence marks a finished run (dagger resumes by it), so it is written last and never half-written.
+    write_atomically(out / "train-log.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
     log(f"data loader {loader_rate:.0f} frames/s vs training {summary['train_frames_per_s']:.0f} frames/s; best val loss {best:.5f}; wrote {out}")
     return summary
 

@@ -52,12 +52,12 @@ def test_a_short_run_saves_a_screenshot_and_reports_its_rate(tmp_path, track_fil
 
 
 def test_a_session_that_records_no_frame_leaves_no_folder_and_says_so(tmp_path, track_file):
-    folder = tmp_path / "rec"
+    folder = tmp_path / "new" / "rec"
     process = play("--track", track_file, "--record", folder, "--size", "320x240", "--frames", "1")  # one window frame: no step yet
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     assert f"recorded no frames (no simulation step ran), so nothing was written to {folder}" in out
-    assert not folder.exists()
+    assert list(tmp_path.iterdir()) == []  # nor the parent made for it
 
 
 def test_user_errors_are_one_line_with_exit_status_2(tmp_path, track_file, monkeypatch, capsys):
