@@ -1,4 +1,7 @@
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,26 @@ def tiny_recording(tmp_path_factory) -> Path:
     config = GenerateConfig(frames=240, shard_frames=120, episode_frames=60, seed=3, tracks=str(REPO / "tracks" / "train"))
     generate(config, folder, workers=1, progress=False)
     return folder
+
+
+class Terminal:
+    """`drivesim` run as a terminal's foreground command, which Ctrl-C can interrupt."""
+
+    @staticmethod
+    def start(*args) -> subprocess.Popen:
+        # A test run started in the background (`cmd &` in a script) inherits SIGINT ignored, and so would drivesim:
+        # the child gets the default disposition back, as a terminal's foreground command has it.
+        return subprocess.Popen(
+            [sys.executable, "-m", "drivesim.cli", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+
+    @staticmethod
+    def ctrl_c(process: subprocess.Popen) -> None:
+        """What Ctrl-C in a terminal does: SIGINT to the command's process group, its workers included."""
+        os.killpg(process.pid, signal.SIGINT)
+
+
+@pytest.fixture()
+def terminal() -> type[Terminal]:
+    return Terminal

@@ -476,18 +476,13 @@ def test_a_report_that_fails_midway_leaves_no_metrics_json(short_track, tmp_path
 
 
 @pytest.mark.parametrize("when", ["network", "reference"])
-def test_ctrl_c_in_eval_says_what_it_left(repo_root, tmp_path, when):
-    import os
-    import signal
+def test_ctrl_c_in_eval_says_what_it_left(repo_root, tmp_path, terminal, when):
     import time
 
     record, report = tmp_path / "new" / "rec", tmp_path / "report"
     args = ["eval", "--model", repo_root / "models" / "pilotnet-baseline", "--tracks", repo_root / "tracks" / "val" / "val-000.json",
             "--laps", 3, "--randomize", "none", "--workers", 1, "--record", record, "--report", report]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "drivesim.cli", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    process = terminal.start(*args)
     try:
         deadline = time.time() + 240
         # The network's run records into a temporary shard; the manifest comes when it is done, before the reference run.
@@ -495,7 +490,7 @@ def test_ctrl_c_in_eval_says_what_it_left(repo_root, tmp_path, when):
         while not started():
             assert process.poll() is None and time.time() < deadline, process.communicate()
             time.sleep(0.02)
-        os.killpg(process.pid, signal.SIGINT)
+        terminal.ctrl_c(process)
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()

@@ -431,23 +431,18 @@ def test_an_unguarded_script_works_while_workers_fork_and_gets_a_reason_when_the
             assert reason and 'if __name__ == "__main__":' in reason[0], result.stderr[-3000:]
 
 
-def test_ctrl_c_stops_the_workers_at_once(tmp_path, repo_root):
+def test_ctrl_c_stops_the_workers_at_once(tmp_path, repo_root, terminal):
     # A worker used to write out the group of shards already handed to it before the pool closed: Ctrl-C
     # took ten seconds, and wrote a dozen shards nobody asked for any more.
     args = ["generate", "--frames", 20000, "--shard-frames", 200, "--episode-frames", 100, "--seed", 5, "--tracks", repo_root / "tracks" / "val", "--workers", 2, "--out", tmp_path / "r"]
-    # A test run started in the background (`cmd &` in a script) inherits SIGINT ignored, and so would drivesim:
-    # the child gets the default disposition back, as a terminal's foreground command has it.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "drivesim.cli", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    process = terminal.start(*args)
     try:
         deadline = time.time() + 120
         while len(list((tmp_path / "r").glob("shard-*.h5"))) < 2:
             assert process.poll() is None and time.time() < deadline
             time.sleep(0.05)
         at_interrupt = len(list((tmp_path / "r").glob("shard-*.h5")))
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the parent and its workers
+        terminal.ctrl_c(process)
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()

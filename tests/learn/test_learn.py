@@ -416,35 +416,28 @@ def test_cli_train_on_a_corrupt_frame_says_so_in_one_line(tiny_recording, tmp_pa
     assert "shard-00001.h5: cannot read images/center frame" in result.stderr
 
 
-def _interrupt_when(args: list[str], prefix: str) -> tuple[int, str]:
-    """Run `drivesim ARGS`, press Ctrl-C (SIGINT to its process group) once a stdout line starts with
-    `prefix`; the exit status and stderr."""
-    import signal
+def test_ctrl_c_during_training_says_what_it_left(tiny_recording, tmp_path, terminal):
+    def interrupt_when(args: list[str], prefix: str) -> tuple[int, str]:
+        """Ctrl-C once a line of stdout starts with `prefix`; the exit status and stderr."""
+        process = terminal.start(*args)
+        try:
+            for line in process.stdout:
+                if line.startswith(prefix):
+                    terminal.ctrl_c(process)
+                    break
+            _, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        return process.returncode, err
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "drivesim.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-    try:
-        for line in process.stdout:
-            if line.startswith(prefix):
-                os.killpg(process.pid, signal.SIGINT)
-                break
-        _, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    return process.returncode, err
-
-
-def test_ctrl_c_during_training_says_what_it_left(tiny_recording, tmp_path):
     out = tmp_path / "m"
     args = ["train", "--data", str(tiny_recording), "--out", str(out), "--epochs", "1000", "--batch", "1", "--workers", "0"]
     # Before the first epoch's end: nothing to keep, and no empty folder.
-    status, err = _interrupt_when(args, "model pilotnet:")
+    status, err = interrupt_when(args, "model pilotnet:")
     assert status == 130 and err.strip().splitlines()[-1] == "drivesim: interrupted; no model was written", err
     assert not out.exists()
     # After it: the best epoch's weights stay, marked unfinished, and a re-run says why it will not replace them.
-    status, err = _interrupt_when([*args, "--model", "small"], "epoch 1:")
+    status, err = interrupt_when([*args, "--model", "small"], "epoch 1:")
     assert status == 130 and "holds the best epoch so far" in err.strip().splitlines()[-1], err
     assert (out / "model.safetensors").exists() and not (out / "train-log.json").exists()
     again = subprocess.run([sys.executable, "-m", "drivesim.cli", *args], capture_output=True, text=True, timeout=60)
