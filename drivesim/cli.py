@@ -176,7 +176,7 @@ def train_command(
     val: list[Path] | None = typer.Option(None, "--val", help="Validation recording (repeat --val for several), best from other tracks; default: the last 10% of the training frames, whose tracks training has seen, so that loss is optimistic."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seeds weights, shuffling and augmentation."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate."),
-    workers: int = typer.Option(2, "--workers", min=0, help="DataLoader worker processes (0: read in the training process)."),
+    workers: int | None = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (0: read in the training process) [default: 2 on the CPU; beside a GPU one per core, up to 8]."),
     cameras: str = typer.Option("center", "--cameras", help="Cameras to train on: center, or center,left,right (side frames get a steering correction)."),
     correction: float = typer.Option(0.06, "--side-correction", help="Steering correction for left/right camera frames (normalized; 0.06 is the expert's own answer to the rig's 0.8 m offset at 14 m/s)."),
     throttle: bool = typer.Option(False, "--throttle/--no-throttle", help="Also learn the expert's throttle."),

@@ -455,3 +455,12 @@ def test_validating_on_a_training_recording_is_warned_about(tiny_recording, tmp_
     shutil.copytree(tiny_recording, tmp_path / "copy")  # the same frames elsewhere: only the user can know they are
     train(replace(config, out=str(tmp_path / "n"), val=(str(tmp_path / "copy"),)), progress=False, log=lines.append)
     assert not any(line.startswith("warning") for line in lines), lines
+
+
+def test_loader_workers_default_to_two_beside_a_cpu_and_to_the_cores_up_to_eight_beside_a_gpu():
+    from drivesim.learn.train import loader_workers
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert [loader_workers(None, cpu, cores) for cores in (1, 2, 16)] == [2, 2, 2]
+    assert [loader_workers(None, gpu, cores) for cores in (1, 2, 6, 16, 64)] == [2, 2, 6, 8, 8]
+    assert loader_workers(0, gpu, 16) == 0 and loader_workers(5, cpu, 2) == 5  # what the user asks for
