@@ -348,7 +348,7 @@ def play_command(
         raise DrivesimError("--driver network needs --model")
     if screenshot is not None:
         _check_png(screenshot, "--screenshot")
-        _check_writable_folder(screenshot.parent, "--screenshot")  # before the session, not after it
+        _check_folder_option(screenshot.parent, "--screenshot")  # before the session, not after it
     config = PlayConfig(
         size=_window_size(size),
         track=str(track) if track is not None else None,
@@ -456,18 +456,9 @@ def _check_folder_option(folder: Path | None, option: str) -> None:
         return
     existing = next(path for path in (folder, *folder.absolute().parents) if path.exists())
     if not existing.is_dir():
-        raise DrivesimError(f"{option} must be a folder, and {existing} is a file")
+        raise DrivesimError(f"{option}: {existing} is a file, where a folder must be")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise DrivesimError(f"{option}: the folder {str(existing)!r} is not writable")
-
-
-def _check_writable_folder(folder: Path, option: str) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DrivesimError(f"{option}: cannot make the folder {str(folder)!r} ({error.strerror})") from None
-    if not os.access(folder, os.W_OK):
-        raise DrivesimError(f"{option}: the folder {str(folder)!r} is not writable")
 
 
 def _user_message(error: Exception) -> str:

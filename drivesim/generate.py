@@ -390,7 +390,6 @@ def generate(
         raise GenerateError("--workers must be at least 1")
     pool = load_tracks(config.tracks) if config.tracks != "random" else None
     if config.policy:  # a missing or damaged checkpoint is an error before the folder is made
-        config_fingerprint(config)
         load_policy(config.policy)
     folder.mkdir(parents=True, exist_ok=True)
     with _writing_alone(folder):

@@ -259,7 +259,7 @@ def test_a_config_file_section_keeps_the_defaults_it_does_not_mention(tmp_path):
         ("[1, 2]", "c.json: expected a mapping, got list"),
         ('{"randomization": 5}', "c.json.randomization: expected a mapping, got int"),
         ('{"rig": null}', "c.json.rig: expected a mapping, got NoneType"),
-        ('{"policy": "no-such-model"}', "cannot read the policy checkpoint no-such-model"),
+        ('{"policy": "no-such-model"}', "no-such-model: no such checkpoint"),
     ],
     ids=["list", "number-section", "null-section", "missing-policy"],
 )
@@ -365,7 +365,7 @@ def test_inspect_writes_pictures(tmp_path, tiny_recording):
     assert wrong.returncode == 2 and "--camera 'left' is not in" in wrong.stderr and "it has center" in wrong.stderr
     assert wrong.stdout == "" and not (tmp_path / "x").exists()  # refused before the summary, no folder made
     (tmp_path / "afile").write_text("")
-    assert "--out must be a folder" in cli("inspect", tiny_recording, "--out", tmp_path / "afile").stderr
+    assert f"--out: {tmp_path / 'afile'} is a file, where a folder must be" in cli("inspect", tiny_recording, "--out", tmp_path / "afile").stderr
 
 
 def test_a_policy_checkpoint_folder_drives_and_is_recognised_however_it_is_named(tmp_path, repo_root):
@@ -474,7 +474,7 @@ def test_an_output_folder_option_naming_a_file_is_refused_before_any_work(tmp_pa
     (tmp_path / "afile").write_text("")
     target = tmp_path / "afile" / "sub" if below else tmp_path / "afile"
     result = cli(*[tiny_recording if word == "RECORDING" else word for word in command], target)
-    assert result.returncode == 2 and f"{command[-1]} must be a folder, and {tmp_path / 'afile'} is a file" in result.stderr, result.stderr
+    assert result.returncode == 2 and f"{command[-1]}: {tmp_path / 'afile'} is a file, where a folder must be" in result.stderr, result.stderr
     assert result.stdout == "" and (tmp_path / "afile").read_text() == ""
 
 

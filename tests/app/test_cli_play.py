@@ -78,7 +78,7 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path, track_file, monke
         ("--model", tmp_path / "missing.safetensors"): "no such checkpoint",
         ("--track", tmp_path / "missing.json"): "missing.json",
         ("--record", tmp_path / "a-file" / "rec"): "cannot make the recording folder",  # before the window, not at the first frame
-        ("--screenshot", tmp_path / "a-file" / "shot.png"): "--screenshot: cannot make the folder",  # before the session, not after
+        ("--screenshot", tmp_path / "a-file" / "shot.png"): f"--screenshot: {tmp_path / 'a-file'} is a file, where a folder must be",  # before the session, not after
     }
     for args, message in cases.items():
         monkeypatch.setattr(sys, "argv", ["drivesim", "play", *map(str, args), "--frames", "1"])
