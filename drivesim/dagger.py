@@ -13,7 +13,6 @@ the table answers: does closed-loop data beat more expert data?
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from drivesim.errors import DrivesimError
 from drivesim.evaluate import MAX_LAPS, EvalConfig, Evaluation, evaluate
 from drivesim.generate import generate
 from drivesim.learn import AugmentConfig, ModelConfig
-from drivesim.learn.train import DEVICE_PATTERN, TrainConfig, train, training_device
+from drivesim.learn.train import TrainConfig, check_device_name, train, training_device
 from drivesim.processes import usable_cores
 from drivesim.track import load_tracks
 
@@ -91,7 +90,7 @@ class DaggerConfig:
         check(0 < self.eval_laps <= MAX_LAPS, f"eval_laps must be in (0, {MAX_LAPS}]")
         check(self.epochs >= 1 and self.batch >= 1, "epochs and batch must be at least 1")
         ModelConfig(architecture=self.model)  # an unknown architecture fails now, not after the first data
-        check(re.fullmatch(DEVICE_PATTERN, self.device) is not None, f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check_device_name(self.device)
 
 
 def _data_config(config: DaggerConfig, frames: int, seed: int, noise: float = 0.0, policy: str | None = None) -> GenerateConfig:

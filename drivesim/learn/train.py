@@ -43,6 +43,12 @@ DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 """The --device values train understands."""
 
 
+def check_device_name(name: str) -> None:
+    """ConfigError unless `name` is a --device value train understands (whether torch can use it is
+    `training_device`'s question, asked when a run starts)."""
+    check(re.fullmatch(DEVICE_PATTERN, name) is not None, f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on."""
@@ -87,7 +93,7 @@ class TrainConfig:
         check(0 < self.val_fraction < 0.9, "val_fraction must be in (0, 0.9)")
         check(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a number > 0, got {self.lr:g}")
         check(self.workers is None or self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
-        check(re.fullmatch(DEVICE_PATTERN, self.device) is not None, f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check_device_name(self.device)
 
 
 class TrainingError(DrivesimError):
