@@ -7,6 +7,7 @@ into one line on stderr and exit status 2; see `drivesim.errors`.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from drivesim.config import TrackConfig, from_dict, load_json
+from drivesim.config import MAX_LAPS, TrackConfig, from_dict, load_json
 from drivesim.errors import DrivesimError
 from drivesim.processes import usable_cores
 
@@ -25,6 +26,34 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
+
+
+def _number(low: float | None = None, high: float | None = None, *, above: bool = False) -> Callable[[str], float]:
+    """A parser for a float option: a finite number in [low, high] ((low, high] when `above`).
+
+    typer's min/max let NaN through (or, on newer typer, call it "not <= 1"), and inf would reach
+    the configs as a loop bound; this names the option and the range instead.
+    """
+    if low is None and high is None:
+        wanted = "a finite number"
+    else:
+        start = "-inf" if low is None else f"{low:g}"
+        end = "inf)" if high is None else f"{high:g}]"
+        wanted = f"a number in {'(' if above or low is None else '['}{start}, {end}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise typer.BadParameter(f"expected a number, got {text!r}") from None
+        inside = math.isfinite(value) and (low is None or value > low or (value == low and not above)) and (high is None or value <= high)
+        if not inside:
+            raise typer.BadParameter(f"expected {wanted}, got {text}")
+        return value
+
+    return parse
+
+
 tracks_app = typer.Typer(help="Generate and preview procedural tracks.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(tracks_app, name="tracks")
 
@@ -34,11 +63,11 @@ def tracks_generate(
     out: Path = typer.Option(..., "--out", help="Folder to write track files (track-00007.json for seed 7) into."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the first track; the others use seed+1, seed+2, ..."),
     count: int = typer.Option(1, "--count", min=1, help="Number of tracks."),
-    length: float | None = typer.Option(None, help="Approximate length [m] (default 1200)."),
-    width: float | None = typer.Option(None, help="Road width [m] (default 8)."),
+    length: float | None = typer.Option(None, parser=_number(), help="Approximate length [m] (default 1200)."),
+    width: float | None = typer.Option(None, parser=_number(), help="Road width [m] (default 8)."),
     lanes: int | None = typer.Option(None, help="1 or 2 lanes (default 1)."),
-    curviness: float | None = typer.Option(None, help="0 (near-circle) to 1 (many bends) (default 0.5)."),
-    min_radius: float | None = typer.Option(None, "--min-radius", help="Tightest bend radius [m] (default 20)."),
+    curviness: float | None = typer.Option(None, parser=_number(), help="0 (near-circle) to 1 (many bends) (default 0.5)."),
+    min_radius: float | None = typer.Option(None, "--min-radius", parser=_number(), help="Tightest bend radius [m] (default 20)."),
     config: Path | None = typer.Option(None, "--config", help="TrackConfig JSON file; options given here override it."),
     force: bool = typer.Option(False, "--force", help="Replace track files in --out that hold other tracks."),
 ) -> None:
@@ -91,7 +120,7 @@ def generate_command(
     seed: int | None = typer.Option(None, "--seed", min=0, help="Run seed: the same seed and options give the same bytes [default 0]."),
     cameras: str | None = typer.Option(None, "--cameras", help="center, or center,left,right (PilotNet's recovery cameras) [default center]."),
     randomize: str | None = typer.Option(None, "--randomize", help="Domain randomization: none, light or full [default full]."),
-    noise: float | None = typer.Option(None, "--noise", min=0.0, max=1.0, help="DART steering noise std on the executed controls; labels stay clean; 0 = no steering noise [default 0.1]."),
+    noise: float | None = typer.Option(None, "--noise", parser=_number(0, 1), help="DART steering noise std on the executed controls; labels stay clean; 0 = no steering noise [default 0.1]."),
     shard_frames: int | None = typer.Option(None, "--shard-frames", min=1, help="Frames per shard [default 1000]."),
     episode_frames: int | None = typer.Option(None, "--episode-frames", min=1, help="Longest episode in frames [default 400]."),
     width: int | None = typer.Option(None, "--width", help="Camera image width [px] [default 160]."),
@@ -175,10 +204,10 @@ def train_command(
     batch: int = typer.Option(64, "--batch", min=1, help="Frames per optimisation step."),
     val: list[Path] | None = typer.Option(None, "--val", help="Validation recording (repeat --val for several), best from other tracks; default: the last 10% of the training frames, whose tracks training has seen, so that loss is optimistic."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seeds weights, shuffling and augmentation."),
-    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate."),
+    lr: float = typer.Option(1e-3, "--lr", parser=_number(0, above=True), help="Peak learning rate."),
     workers: int | None = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (0: read in the training process) [default: 2 on the CPU; beside a GPU one per core, up to 8]."),
     cameras: str = typer.Option("center", "--cameras", help="Cameras to train on: center, or center,left,right (side frames get a steering correction)."),
-    correction: float = typer.Option(0.06, "--side-correction", help="Steering correction for left/right camera frames (normalized; 0.06 is the expert's own answer to the rig's 0.8 m offset at 14 m/s)."),
+    correction: float = typer.Option(0.06, "--side-correction", parser=_number(0, 0.5), help="Steering correction for left/right camera frames (normalized; 0.06 is the expert's own answer to the rig's 0.8 m offset at 14 m/s)."),
     throttle: bool = typer.Option(False, "--throttle/--no-throttle", help="Also learn the expert's throttle."),
     flip: bool = typer.Option(False, "--flip/--no-flip", help="Mirror half the frames (negating steering); off by default: on two-lane roads it teaches driving on the centre line."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the frames as recorded."),
@@ -220,7 +249,7 @@ def train_command(
 def eval_command(
     model: str = typer.Option(..., "--model", help="Checkpoint folder or file (e.g. models/pilotnet-baseline), or 'expert'."),
     tracks: Path = typer.Option(Path("tracks/holdout"), "--tracks", help="Track folder or file to drive."),
-    laps: float = typer.Option(2.0, "--laps", min=0.1, help="Laps per track."),
+    laps: float = typer.Option(2.0, "--laps", parser=_number(0, MAX_LAPS, above=True), help="Laps per track."),
     randomize: str = typer.Option("light", "--randomize", help="Look of the world: none, light or full."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seeds each track's appearance."),
     looks: int = typer.Option(1, "--looks", min=1, help="Drive each track in this many appearances (seeds seed..seed+looks-1); one look decides much of a track's score."),
@@ -278,11 +307,11 @@ def dagger_command(
     tracks: str = typer.Option("tracks/train", "--tracks", help="Tracks driven for data: a folder, or random (a fresh track per shard)."),
     shard_frames: int = typer.Option(1000, "--shard-frames", min=1, help="Frames per shard of collected data; with random tracks, one track per shard and a new look per 400-frame episode."),
     eval_tracks: str = typer.Option("tracks/holdout", "--eval-tracks", help="Held-out tracks every model is evaluated on."),
-    eval_laps: float = typer.Option(1.0, "--eval-laps", min=0.1, help="Laps per held-out track per evaluation."),
+    eval_laps: float = typer.Option(1.0, "--eval-laps", parser=_number(0, MAX_LAPS, above=True), help="Laps per held-out track per evaluation."),
     model: str = typer.Option("pilotnet", "--model", help="pilotnet or small."),
     epochs: int = typer.Option(6, "--epochs", min=1, help="Epochs of each training run."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also train behavioural-cloning baselines on the same total frames."),
-    start_noise: float = typer.Option(0.0, "--start-noise", min=0.0, max=1.0, help="DART steering noise of iteration 0's expert frames (0: the classic clean start; 0.1: where the noisy cloning baseline starts)."),
+    start_noise: float = typer.Option(0.0, "--start-noise", parser=_number(0, 1), help="DART steering noise of iteration 0's expert frames (0: the classic clean start; 0.1: where the noisy cloning baseline starts)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seeds data, training and evaluation."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Processes for data generation and evaluation [default: the cores this process may use, CPU quota included]."),
     device: str = typer.Option("auto", "--device", help="Where the networks train: auto (a CUDA GPU when torch sees one), cpu, cuda or cuda:N; driving always runs on the CPU."),

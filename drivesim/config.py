@@ -33,6 +33,9 @@ def check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+MAX_LAPS = 1000
+"""Most laps of each track an evaluation drives: a bound that keeps `--laps inf` a clear error."""
+
 TRACK_WIDTHS = (4.0, 20.0)
 """Smallest and largest road width of any track, generated or loaded, edge line to edge line [m]."""
 

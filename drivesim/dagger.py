@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from drivesim.atomic import write_atomically
-from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig, check, to_dict
+from drivesim.config import MAX_LAPS, GenerateConfig, NoiseConfig, RandomizationConfig, check, to_dict
 from drivesim.errors import DrivesimError
-from drivesim.evaluate import MAX_LAPS, EvalConfig, Evaluation, evaluate
+from drivesim.evaluate import EvalConfig, Evaluation, evaluate
 from drivesim.generate import generate
 from drivesim.learn import AugmentConfig, ModelConfig
 from drivesim.learn.train import TrainConfig, check_device_name, train, training_device

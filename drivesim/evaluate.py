@@ -26,6 +26,7 @@ import numpy as np
 
 from drivesim.atomic import missing_folders, remove_empty_folders
 from drivesim.config import (
+    MAX_LAPS,
     CarConfig,
     EpisodeConfig,
     ExpertConfig,
@@ -82,10 +83,6 @@ class EvalConfig:
         check(0 < self.laps <= MAX_LAPS, f"laps must be in (0, {MAX_LAPS}]")
         check(self.looks >= 1, "looks must be >= 1")
         check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
-
-
-MAX_LAPS = 1000
-"""Most laps of each track an evaluation drives: a bound that keeps `--laps inf` a clear error."""
 
 
 class EvaluationError(DrivesimError):

@@ -356,6 +356,25 @@ def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "command, option, value, message",
+    [
+        ("generate", "--noise", "nan", "expected a number in [0, 1], got nan"),  # typer's own range let NaN through
+        ("generate", "--noise", "2", "expected a number in [0, 1], got 2"),
+        ("eval", "--laps", "inf", "expected a number in (0, 1000], got inf"),
+        ("dagger", "--eval-laps", "0", "expected a number in (0, 1000], got 0"),
+        ("train", "--lr", "nan", "expected a number in (0, inf), got nan"),
+        ("tracks generate", "--length", "-inf", "expected a finite number, got -inf"),
+        ("dagger", "--start-noise", "x", "expected a number, got 'x'"),
+    ],
+)
+def test_number_options_name_the_option_and_its_range(tmp_path, command, option, value, message):
+    required = {"eval": ["--model", "expert", "--record"], "train": ["--data", tmp_path, "--out"]}.get(command, ["--out"])
+    result = cli(*command.split(), *required, tmp_path / "x", option, value)
+    assert result.returncode == 2 and f"Invalid value for '{option}': {message}" in result.stderr, result.stderr
+    assert not (tmp_path / "x").exists()
+
+
 def test_inspect_writes_pictures(tmp_path, tiny_recording):
     result = cli("inspect", tiny_recording, "--out", tmp_path, "--samples", 6)
     assert result.returncode == 0, result.stderr
