@@ -248,36 +248,31 @@ def train_command(
 @app.command("eval")
 def eval_command(
     model: str = typer.Option(..., "--model", help="Checkpoint folder or file (e.g. models/pilotnet-baseline), or 'expert'."),
-    tracks: Path = typer.Option(Path("tracks/holdout"), "--tracks", help="Track folder or file to drive."),
-    laps: float = typer.Option(2.0, "--laps", parser=_number(0, MAX_LAPS, above=True), help=f"Laps per track (at most {MAX_LAPS})."),
-    randomize: str = typer.Option("light", "--randomize", help="Look of the world: none, light or full."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seeds each track's appearance."),
-    looks: int = typer.Option(1, "--looks", min=1, help="Drive each track in this many appearances (seeds seed..seed+looks-1); one look decides much of a track's score."),
+    tracks: str | None = typer.Option(None, "--tracks", help="Track folder or file to drive [default tracks/holdout]."),
+    laps: float | None = typer.Option(None, "--laps", parser=_number(0, MAX_LAPS, above=True), help=f"Laps per track, at most {MAX_LAPS} [default 2]."),
+    randomize: str | None = typer.Option(None, "--randomize", help="Look of the world: none, light or full [default light]."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Seeds each track's appearance [default 0]."),
+    looks: int | None = typer.Option(None, "--looks", min=1, help="Drive each track in this many appearances (seeds seed..seed+looks-1); one look decides much of a track's score [default 1]."),
     record: Path | None = typer.Option(None, "--record", help="Also record every frame (expert labels, interventions) as a recording folder."),
     report: Path | None = typer.Option(None, "--report", help="Folder for metrics.json, metrics.md and pictures."),
-    interventions: bool = typer.Option(True, "--interventions/--no-interventions", help="Expert takeover; without it each track ends at the first crash (distance to first failure)."),
+    interventions: bool | None = typer.Option(None, "--interventions/--no-interventions", help="Expert takeover; without it each track ends at the first crash (distance to first failure) [default: takeover]."),
+    config: Path | None = typer.Option(None, "--config", help="EvalConfig JSON file naming the settings it changes, e.g. {\"interventions\": {\"max_lateral_offset\": 1.0}} (docs/metrics.md); options given here override it."),
     reference: bool = typer.Option(True, "--reference/--no-reference", help="Also evaluate the expert the same way, as the reference row."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Processes sharing the runs, each driving its share in lock-step [default: the cores this process may use, CPU quota included]; the same value on the same machine gives the same result."),
 ) -> None:
     """Closed-loop evaluation: the network drives, the expert watches and takes over when needed."""
-    from drivesim.config import InterventionConfig, RandomizationConfig
     from drivesim.drivers import ExpertDriver
     from drivesim.evaluate import EvalConfig, evaluate
     from drivesim.report import markdown_table, write_report
 
-    if randomize not in ("none", "light", "full"):
+    if randomize is not None and randomize not in ("none", "light", "full"):
         raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
     _check_folder_option(report, "--report")
     _check_folder_option(record, "--record")
-    config = EvalConfig(
-        tracks=str(tracks),
-        laps=laps,
-        seed=seed,
-        looks=looks,
-        randomization=RandomizationConfig.preset(randomize),
-        interventions=InterventionConfig() if interventions else InterventionConfig(enabled=False),
-        end_on_crash=not interventions,
-    )
+    # Without takeover a track ends at its first crash: the two settings go together.
+    takeover = {} if interventions is None else {"interventions": {"enabled": interventions}, "end_on_crash": not interventions}
+    given = _given({"tracks": tracks, "laps": laps, "seed": seed, "looks": looks, "randomization": {"level": randomize}, **takeover})
+    config = load_json(EvalConfig, config, overrides=given) if config else from_dict(EvalConfig, given)
     if model == "expert":
         driver, name = ExpertDriver(config.expert), "expert"
     else:

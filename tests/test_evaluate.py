@@ -502,3 +502,24 @@ def test_ctrl_c_in_eval_says_what_it_left(repo_root, tmp_path, terminal, when):
     else:
         assert last == f"drivesim: interrupted; the recording in {record} is complete, and no report was written", err
         assert open_recording(record).manifest.frames > 0
+
+
+def test_eval_config_file_sets_the_envelope_and_options_override_it(short_track, tmp_path):
+    """An envelope tighter than the expert's own line (a few cm off centre) makes even the expert be taken over."""
+    config = tmp_path / "strict.json"
+    config.write_text(json.dumps({"laps": 5, "randomization": {"level": "none"}, "interventions": {"max_lateral_offset": 0.03, "settle_offset": 0.01}}))
+
+    def run(*args):
+        command = [sys.executable, "-m", "drivesim.cli", "eval", "--model", "expert", "--tracks", short_track, "--config", config, "--laps", "0.3", "--workers", "1", *args]
+        result = subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()[2]
+
+    strict = run("--report", tmp_path / "r")
+    assert int(strict.split("|")[3]) >= 1, strict  # the interventions column
+    stored = json.loads((tmp_path / "r" / "metrics.json").read_text())["expert"]["config"]
+    assert stored["laps"] == 0.3 and stored["interventions"]["max_lateral_offset"] == 0.03 and stored["randomization"]["level"] == "none"
+    assert run("--no-interventions").startswith("| expert | – | 0 | – |")  # the option beats the file: no takeover, no autonomy figure
+    config.write_text(json.dumps({"interventions": {"max_lateral_offset": 0.03}}))  # settle_offset (0.3) now exceeds it
+    bad = subprocess.run([sys.executable, "-m", "drivesim.cli", "eval", "--model", "expert", "--config", str(config)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "max_lateral_offset > settle_offset" in bad.stderr and "Traceback" not in bad.stderr
