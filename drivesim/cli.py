@@ -297,19 +297,20 @@ def eval_command(
 @app.command("dagger")
 def dagger_command(
     out: Path = typer.Option(..., "--out", help="Experiment folder: data/, models/, eval/, dagger.md, dagger.png."),
-    iterations: int = typer.Option(4, "--iterations", min=1, help="Iterations, counting iteration 0 (expert data only)."),
-    frames_per_iteration: int = typer.Option(4000, "--frames-per-iteration", min=100, help="Frames collected per iteration."),
-    tracks: str = typer.Option("tracks/train", "--tracks", help="Tracks driven for data: a folder, or random (a fresh track per shard)."),
-    shard_frames: int = typer.Option(1000, "--shard-frames", min=1, help="Frames per shard of collected data; with random tracks, one track per shard and a new look per 400-frame episode."),
-    eval_tracks: str = typer.Option("tracks/holdout", "--eval-tracks", help="Held-out tracks every model is evaluated on."),
-    eval_laps: float = typer.Option(1.0, "--eval-laps", parser=_number(0, MAX_LAPS, above=True), help=f"Laps per held-out track per evaluation (at most {MAX_LAPS})."),
-    model: str = typer.Option("pilotnet", "--model", help="pilotnet or small."),
-    epochs: int = typer.Option(6, "--epochs", min=1, help="Epochs of each training run."),
-    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also train behavioural-cloning baselines on the same total frames."),
-    start_noise: float = typer.Option(0.0, "--start-noise", parser=_number(0, 1), help="DART steering noise of iteration 0's expert frames, 0 to 1 (0: the classic clean start; 0.1: where the noisy cloning baseline starts)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seeds data, training and evaluation."),
+    iterations: int | None = typer.Option(None, "--iterations", min=1, help="Iterations, counting iteration 0 (expert data only) [default 4]."),
+    frames_per_iteration: int | None = typer.Option(None, "--frames-per-iteration", min=100, help="Frames collected per iteration [default 4000]."),
+    tracks: str | None = typer.Option(None, "--tracks", help="Tracks driven for data: a folder, or random (a fresh track per shard) [default tracks/train]."),
+    shard_frames: int | None = typer.Option(None, "--shard-frames", min=1, help="Frames per shard of collected data; with random tracks, one track per shard and a new look per 400-frame episode [default 1000]."),
+    eval_tracks: str | None = typer.Option(None, "--eval-tracks", help="Held-out tracks every model is evaluated on [default tracks/holdout]."),
+    eval_laps: float | None = typer.Option(None, "--eval-laps", parser=_number(0, MAX_LAPS, above=True), help=f"Laps per held-out track per evaluation, at most {MAX_LAPS} [default 1]."),
+    model: str | None = typer.Option(None, "--model", help="pilotnet or small [default pilotnet]."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs of each training run [default 6]."),
+    baselines: bool | None = typer.Option(None, "--baselines/--no-baselines", help="Also train behavioural-cloning baselines on the same total frames [default: yes]."),
+    start_noise: float | None = typer.Option(None, "--start-noise", parser=_number(0, 1), help="DART steering noise of iteration 0's expert frames, 0 to 1 (0: the classic clean start; 0.1: where the noisy cloning baseline starts) [default 0]."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Seeds data, training and evaluation [default 0]."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Processes for data generation and evaluation [default: the cores this process may use, CPU quota included]."),
-    device: str = typer.Option("auto", "--device", help="Where the networks train: auto (a CUDA GPU when torch sees one), cpu, cuda or cuda:N; driving always runs on the CPU."),
+    device: str | None = typer.Option(None, "--device", help="Where the networks train: auto (a CUDA GPU when torch sees one), cpu, cuda or cuda:N; driving always runs on the CPU [default auto]."),
+    config: Path | None = typer.Option(None, "--config", help="DaggerConfig JSON file naming the settings it changes (batch, dart_noise, randomize, ... as well as the options'); an experiment's dagger-config.json repeats it. Options given here override it."),
 ) -> None:
     """DAgger with expert takeover: the network drives, its failures and the expert's recoveries become training data.
 
@@ -318,25 +319,12 @@ def dagger_command(
     from drivesim.dagger import DaggerConfig, dagger_table, run_dagger
 
     _check_folder_option(out, "--out")
-
-    config = DaggerConfig(
-        out=str(out),
-        iterations=iterations,
-        frames_per_iteration=frames_per_iteration,
-        tracks=tracks,
-        shard_frames=shard_frames,
-        eval_tracks=eval_tracks,
-        eval_laps=eval_laps,
-        model=model,
-        epochs=epochs,
-        baselines=baselines,
-        start_noise=start_noise,
-        seed=seed,
-        workers=workers,
-        device=device,
-    )
+    given = _given({"out": str(out), "iterations": iterations, "frames_per_iteration": frames_per_iteration, "tracks": tracks,
+                    "shard_frames": shard_frames, "eval_tracks": eval_tracks, "eval_laps": eval_laps, "model": model, "epochs": epochs,
+                    "baselines": baselines, "start_noise": start_noise, "seed": seed, "workers": workers, "device": device})
+    run = load_json(DaggerConfig, config, overrides=given) if config else from_dict(DaggerConfig, given)
     with _say_on_interrupt(lambda: RESUMABLE):
-        summary = run_dagger(config, log=typer.echo)
+        summary = run_dagger(run, log=typer.echo)
     typer.echo(dagger_table(summary["rows"]))
     typer.echo(f"wrote {out / 'dagger.md'} and {out / 'dagger.png'}")
 

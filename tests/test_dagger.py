@@ -62,9 +62,11 @@ def test_dagger_runs_collects_policy_frames_and_resumes(repo_root, tmp_path):
     assert json.loads((out / "dagger.json").read_text())["rows"] == rows
 
     # A moved run folder resumes as well: policy-driven data is matched by the policy's weights, not its path.
+    # Its own dagger-config.json, as --config, repeats the command (the defaults of the options would not).
     moved = tmp_path / "moved"
     out.rename(moved)
-    third = subprocess.run([(str(moved) if arg == str(out) else arg) for arg in command], capture_output=True, text=True, timeout=600)
+    third = subprocess.run([sys.executable, "-m", "drivesim.cli", "dagger", "--out", str(moved), "--config", str(moved / "dagger-config.json")],
+                           capture_output=True, text=True, timeout=600)
     assert third.returncode == 0, third.stderr
     assert (moved / "models" / "dagger-1" / "model.safetensors").stat().st_mtime_ns == before
 
