@@ -197,52 +197,46 @@ def inspect_command(
 
 @app.command("train")
 def train_command(
-    data: list[Path] = typer.Option(..., "--data", help="Recording folder to train on; repeat --data for several (e.g. --data a --data b)."),
+    data: list[Path] | None = typer.Option(None, "--data", help="Recording folder to train on; repeat --data for several (e.g. --data a --data b)."),
     out: Path = typer.Option(..., "--out", help="Output folder, e.g. models/NAME: model.safetensors, train-log.json, loss.png."),
-    model: str = typer.Option("pilotnet", "--model", help="pilotnet (Bojarski et al. 2016, ~250k parameters) or small (fast)."),
-    epochs: int = typer.Option(10, "--epochs", min=1, help="Passes over the training frames."),
-    batch: int = typer.Option(64, "--batch", min=1, help="Frames per optimisation step."),
+    model: str | None = typer.Option(None, "--model", help="pilotnet (Bojarski et al. 2016, ~250k parameters) or small (fast) [default pilotnet]."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Passes over the training frames [default 10]."),
+    batch: int | None = typer.Option(None, "--batch", min=1, help="Frames per optimisation step [default 64]."),
     val: list[Path] | None = typer.Option(None, "--val", help="Validation recording (repeat --val for several), best from other tracks; default: the last 10% of the training frames, whose tracks training has seen, so that loss is optimistic."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seeds weights, shuffling and augmentation."),
-    lr: float = typer.Option(1e-3, "--lr", parser=_number(0, above=True), help="Peak learning rate."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Seeds weights, shuffling and augmentation [default 0]."),
+    lr: float | None = typer.Option(None, "--lr", parser=_number(0, above=True), help="Peak learning rate [default 0.001]."),
     workers: int | None = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (0: read in the training process) [default: 2 on the CPU; beside a GPU one per core, up to 8]."),
-    cameras: str = typer.Option("center", "--cameras", help="Cameras to train on: center, or center,left,right (side frames get a steering correction)."),
-    correction: float = typer.Option(0.06, "--side-correction", parser=_number(0, 0.5), help="Steering correction for left/right camera frames, 0 to 0.5 (normalized; 0.06 is the expert's own answer to the rig's 0.8 m offset at 14 m/s)."),
-    throttle: bool = typer.Option(False, "--throttle/--no-throttle", help="Also learn the expert's throttle."),
-    flip: bool = typer.Option(False, "--flip/--no-flip", help="Mirror half the frames (negating steering); off by default: on two-lane roads it teaches driving on the centre line."),
+    cameras: str | None = typer.Option(None, "--cameras", help="Cameras to train on: center, or center,left,right (side frames get a steering correction) [default center]."),
+    correction: float | None = typer.Option(None, "--side-correction", parser=_number(0, 0.5), help="Steering correction for left/right camera frames, 0 to 0.5 (normalized; 0.06, the default, is the expert's own answer to the rig's 0.8 m offset at 14 m/s)."),
+    throttle: bool | None = typer.Option(None, "--throttle/--no-throttle", help="Also learn the expert's throttle [default: no]."),
+    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Mirror half the frames (negating steering); off by default: on two-lane roads it teaches driving on the centre line."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the frames as recorded."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimisation steps (smoke tests)."),
-    device: str = typer.Option("auto", "--device", help="Where the network trains: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N."),
+    device: str | None = typer.Option(None, "--device", help="Where the network trains: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N [default auto]."),
+    config: Path | None = typer.Option(None, "--config", help="TrainConfig JSON file naming the settings it changes (augment strengths, preprocessing crop and size, weight_decay, ... as well as the options'); a model's train-log.json \"config\" is one. Options given here override it."),
     force: bool = typer.Option(False, "--force", help="Replace a model already in --out."),
 ) -> None:
     """Train a driving network on recordings (behavioural cloning)."""
-    from drivesim.learn import AugmentConfig, ModelConfig
     from drivesim.learn.checkpoint import WEIGHTS_FILE
     from drivesim.learn.train import TrainConfig, train
 
+    if not data and config is None:
+        raise DrivesimError("train needs --data RECORDING (repeat it for several), or a --config file that names data")
     _check_folder_option(out, "--out")
     if (out / WEIGHTS_FILE).exists() and not force:
         unfinished = "" if (out / "train-log.json").exists() else " from an interrupted run (it has no train-log.json)"
         raise DrivesimError(f"{out} already holds a model{unfinished}; use --force to replace it, or another --out")
 
-    augment = AugmentConfig(flip=False, brightness=0, contrast=0, shadow=0, side_camera_correction=correction) if no_augment else AugmentConfig(flip=flip, side_camera_correction=correction)
-    config = TrainConfig(
-        data=tuple(str(d) for d in data),
-        out=str(out),
-        val=tuple(str(v) for v in val or ()),
-        model=ModelConfig(architecture=model, throttle_head=throttle),
-        augment=augment,
-        cameras=_camera_list(cameras),
-        epochs=epochs,
-        batch=batch,
-        lr=lr,
-        workers=workers,
-        seed=seed,
-        max_steps=max_steps,
-        device=device,
-    )
+    augment = {"flip": False, "brightness": 0, "contrast": 0, "shadow": 0} if no_augment else {"flip": flip}
+    given = _given({
+        "data": [str(d) for d in data] if data else None, "out": str(out), "val": [str(v) for v in val] if val else None,
+        "model": {"architecture": model, "throttle_head": throttle}, "augment": {**augment, "side_camera_correction": correction},
+        "cameras": _camera_list(cameras) if cameras is not None else None, "epochs": epochs, "batch": batch, "lr": lr,
+        "workers": workers, "seed": seed, "max_steps": max_steps, "device": device,
+    })  # fmt: skip
+    run = load_json(TrainConfig, config, overrides=given) if config else from_dict(TrainConfig, given)
     with _say_on_interrupt(lambda: _what_training_left(out)):
-        train(config, progress=sys.stderr.isatty(), log=typer.echo)
+        train(run, progress=sys.stderr.isatty(), log=typer.echo)
 
 
 @app.command("eval")

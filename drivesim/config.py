@@ -411,6 +411,10 @@ def from_dict(cls: type[T], data: Any, where: str = "", base: T | None = None) -
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{label}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    missing = [name for name, f in fields.items()
+               if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing and base is None:
+        raise ConfigError(f"{label}: {', '.join(missing)} must be given")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
@@ -418,8 +422,6 @@ def from_dict(cls: type[T], data: Any, where: str = "", base: T | None = None) -
         kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name, inner)
     try:
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
-    except TypeError as error:  # a required field is missing
-        raise ConfigError(f"{label}: {error}") from None
     except ConfigError as error:  # a value out of range: say which file and section holds it
         raise ConfigError(f"{where}: {error}" if where else str(error)) from None
 

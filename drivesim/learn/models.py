@@ -15,7 +15,22 @@ from torch import nn
 
 from drivesim.config import check
 
-ARCHITECTURES = ("pilotnet", "small")
+CONVOLUTIONS = {
+    "pilotnet": ((3, 24, 5, 2), (24, 36, 5, 2), (36, 48, 5, 2), (48, 64, 3, 1), (64, 64, 3, 1)),
+    "small": ((3, 16, 5, 2), (16, 24, 5, 2), (24, 32, 5, 2), (32, 48, 3, 2)),
+}
+"""Each architecture's convolutions as (in channels, out channels, kernel, stride), unpadded."""
+HIDDEN = {"pilotnet": (100, 50, 10), "small": (32,)}
+"""Each architecture's hidden fully connected layers (widths)."""
+ARCHITECTURES = tuple(CONVOLUTIONS)
+
+
+def smallest_input(architecture: str) -> int:
+    """The fewest pixels an input needs along each side for `architecture`'s convolutions to leave one [px]."""
+    size = 1
+    for *_, kernel, stride in reversed(CONVOLUTIONS[architecture]):
+        size = (size - 1) * stride + kernel
+    return size
 
 
 @dataclass(frozen=True)
@@ -48,14 +63,8 @@ class DrivingNet(nn.Module):
     def __init__(self, config: ModelConfig, input_size: tuple[int, int]) -> None:
         super().__init__()
         self.config = config
-        if config.architecture == "pilotnet":
-            self.features = nn.Sequential(
-                _conv(3, 24, 5, 2), _conv(24, 36, 5, 2), _conv(36, 48, 5, 2), _conv(48, 64, 3, 1), _conv(64, 64, 3, 1)
-            )
-            hidden = (100, 50, 10)
-        else:
-            self.features = nn.Sequential(_conv(3, 16, 5, 2), _conv(16, 24, 5, 2), _conv(24, 32, 5, 2), _conv(32, 48, 3, 2))
-            hidden = (32,)
+        self.features = nn.Sequential(*(_conv(*layer) for layer in CONVOLUTIONS[config.architecture]))
+        hidden = HIDDEN[config.architecture]
         with torch.no_grad():
             flat = self.features(torch.zeros(1, 3, *input_size)).numel()
         layers: list[nn.Module] = [nn.Flatten()]

@@ -34,7 +34,7 @@ from drivesim.config import check, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.learn.augment import AugmentConfig, augment, correct_for_camera
 from drivesim.learn.checkpoint import WEIGHTS_FILE, save_checkpoint
-from drivesim.learn.models import ModelConfig, build_model, parameter_count
+from drivesim.learn.models import ModelConfig, build_model, parameter_count, smallest_input
 from drivesim.learn.preprocess import Preprocessing
 from drivesim.processes import usable_cores
 from drivesim.record import RecordingDataset, open_recording
@@ -94,6 +94,10 @@ class TrainConfig:
         check(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a number > 0, got {self.lr:g}")
         check(self.workers is None or self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
         check_device_name(self.device)
+        smallest = smallest_input(self.model.architecture)
+        check(min(self.preprocessing.height, self.preprocessing.width) >= smallest,
+              f"the {self.model.architecture} network needs inputs of at least {smallest}x{smallest} px; "
+              f"preprocessing gives {self.preprocessing.height}x{self.preprocessing.width} (height x width)")
 
 
 class TrainingError(DrivesimError):

@@ -357,6 +357,33 @@ def test_cli_trains_a_few_steps(tiny_recording, tmp_path):
     assert load_checkpoint(tmp_path / "m").model_config.architecture == "small"  # untouched
 
 
+def test_cli_train_config_file_reaches_settings_without_an_option_and_options_override_it(tiny_recording, tmp_path):
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps({"data": [str(tiny_recording)], "model": {"architecture": "small"}, "epochs": 3, "weight_decay": 0.01,
+                                  "preprocessing": {"width": 64, "height": 48}, "augment": {"brightness": 0.1}}))
+
+    def train(out, *args):
+        command = [sys.executable, "-m", "drivesim.cli", "train", "--out", str(out), "--config", str(config), "--max-steps", "1", "--workers", "0", *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return json.loads((out / "train-log.json").read_text())["config"]
+
+    ran = train(tmp_path / "a", "--epochs", "1")
+    assert ran["epochs"] == 1 and ran["weight_decay"] == 0.01 and ran["augment"]["brightness"] == 0.1 and ran["data"] == [str(tiny_recording)]
+    assert load_checkpoint(tmp_path / "a").preprocessing.width == 64  # the network's input size came from the file
+    ran = train(tmp_path / "b", "--no-augment", "--throttle")
+    assert ran["augment"]["brightness"] == 0 and ran["model"]["throttle_head"] and ran["epochs"] == 3
+    # 48 px rows are too few for PilotNet's convolutions: said before any work, not a torch traceback mid-run.
+    too_small = subprocess.run([sys.executable, "-m", "drivesim.cli", "train", "--out", str(tmp_path / "c"), "--config", str(config), "--model", "pilotnet"],
+                               capture_output=True, text=True, timeout=120)
+    assert too_small.returncode == 2 and "the pilotnet network needs inputs of at least 61x61 px; preprocessing gives 48x64" in too_small.stderr
+    missing = subprocess.run([sys.executable, "-m", "drivesim.cli", "train", "--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "train needs --data RECORDING" in missing.stderr
+    config.write_text(json.dumps({"epochs": 3}))
+    no_data = subprocess.run([sys.executable, "-m", "drivesim.cli", "train", "--out", str(tmp_path / "c"), "--config", str(config)], capture_output=True, text=True, timeout=120)
+    assert no_data.returncode == 2 and no_data.stderr.strip() == f"drivesim: error: {config}: data must be given" and not (tmp_path / "c").exists()
+
+
 @pytest.mark.parametrize(
     ("device", "message"),
     [
