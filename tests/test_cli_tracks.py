@@ -58,7 +58,7 @@ def test_user_errors_are_one_line_with_nonzero_exit(tmp_path):
         ("tracks", "generate", "--config", bad, "--out", tmp_path),
         ("tracks", "preview", tmp_path / "missing.json", "--out", tmp_path / "p.txt"),  # OpenCV would pick a format by the name
         ("eval", "--model", "expert", "--report", bad),  # refused before driving, not after
-        ("eval", "--model", "expert", "--laps", "inf"),  # once an OverflowError
+        ("eval", "--model", "expert", "--config", bad),  # (--laps inf, once an OverflowError, is click's usage error now)
         ("train", "--data", tmp_path, "--out", tmp_path / "m", "--cameras", "center,center"),  # once every frame twice
         ("inspect", bad),
     ]
