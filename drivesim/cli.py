@@ -11,11 +11,12 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
-from drivesim.config import MAX_LAPS, TrackConfig, from_dict, load_json
+from drivesim.config import MAX_LAPS, TrackConfig, from_dict, load_json, read_json
 from drivesim.errors import DrivesimError
 from drivesim.processes import usable_cores
 
@@ -250,7 +251,7 @@ def eval_command(
     record: Path | None = typer.Option(None, "--record", help="Also record every frame (expert labels, interventions) as a recording folder."),
     report: Path | None = typer.Option(None, "--report", help="Folder for metrics.json, metrics.md and pictures."),
     interventions: bool | None = typer.Option(None, "--interventions/--no-interventions", help="Expert takeover; without it each track ends at the first crash (distance to first failure) [default: takeover]."),
-    config: Path | None = typer.Option(None, "--config", help="EvalConfig JSON file naming the settings it changes, e.g. {\"interventions\": {\"max_lateral_offset\": 1.0}} (docs/metrics.md); options given here override it."),
+    config_file: Path | None = typer.Option(None, "--config", help="EvalConfig JSON file naming the settings it changes, e.g. {\"interventions\": {\"max_lateral_offset\": 1.0}} (docs/metrics.md); options given here override it."),
     reference: bool = typer.Option(True, "--reference/--no-reference", help="Also evaluate the expert the same way, as the reference row."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Processes sharing the runs, each driving its share in lock-step [default: the cores this process may use, CPU quota included]; the same value on the same machine gives the same result."),
 ) -> None:
@@ -266,13 +267,21 @@ def eval_command(
     # Without takeover a track ends at its first crash: the two settings go together.
     takeover = {} if interventions is None else {"interventions": {"enabled": interventions}, "end_on_crash": not interventions}
     given = _given({"tracks": tracks, "laps": laps, "seed": seed, "looks": looks, "randomization": {"level": randomize}, **takeover})
-    config = load_json(EvalConfig, config, overrides=given) if config else from_dict(EvalConfig, given)
+    config = load_json(EvalConfig, config_file, overrides=given) if config_file else from_dict(EvalConfig, given)
     if model == "expert":
         driver, name = ExpertDriver(config.expert), "expert"
     else:
-        from drivesim.drivers.policy import PolicyDriver
+        from drivesim.drivers.policy import PolicyDriver, rig_seen_by
 
         driver, name = PolicyDriver(model), model
+        # The network is fed the camera it was trained through, unless the config file chose one (a robustness test).
+        seen = rig_seen_by(driver, config.rig)
+        if seen != config.rig and not _sets_camera(config_file):
+            config = replace(config, rig=seen)
+            typer.echo(f"rendering with the camera {model} was trained through: {seen.camera.describe()}", err=True)
+        elif seen != config.rig:
+            typer.echo(f"warning: {model} was trained through another camera ({seen.camera.describe()}) than {config_file} sets "
+                       f"({config.rig.camera.describe()})", err=True)
     progress = sys.stderr.isatty()
     workers = workers or usable_cores()
     with _say_on_interrupt(lambda: _what_evaluation_left(record)):
@@ -396,6 +405,14 @@ def _given(options: dict) -> dict:
         if value is not None and value != {}:
             given[key] = list(value) if isinstance(value, tuple) else value
     return given
+
+
+def _sets_camera(config_file: Path | None) -> bool:
+    """Whether a (valid, already loaded) config file sets the rig's camera."""
+    if config_file is None:
+        return False
+    rig = read_json(config_file).get("rig")
+    return isinstance(rig, dict) and "camera" in rig
 
 
 def _holds_track(path: Path, data: dict) -> bool:

@@ -197,6 +197,10 @@ class CameraConfig:
         check(-5 <= self.forward_offset <= 5 and -5 <= self.lateral_offset <= 5, "camera forward_offset and lateral_offset must be in [-5, 5] m")
         check(-math.pi <= self.yaw_offset <= math.pi, "camera yaw_offset must be in [-pi, pi] rad")
 
+    def describe(self) -> str:
+        """The camera in a few words, for messages."""
+        return f"{self.width}x{self.height} px, fov {self.fov:g} rad, {self.mount_height:g} m high, pitch {self.pitch:g} rad"
+
 
 @dataclass(frozen=True)
 class RigConfig:

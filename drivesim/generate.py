@@ -390,7 +390,10 @@ def generate(
         raise GenerateError("--workers must be at least 1")
     pool = load_tracks(config.tracks) if config.tracks != "random" else None
     if config.policy:  # a missing or damaged checkpoint is an error before the folder is made
-        load_policy(config.policy)
+        trained = load_policy(config.policy).checkpoint.camera
+        if trained is not None and trained != config.rig.camera:
+            raise GenerateError(f"the policy {config.policy} was trained through another camera ({trained.describe()}) than this run's rig.camera "
+                                f"({config.rig.camera.describe()}): it would drive on frames unlike those it learned from; record through its camera")
     folder.mkdir(parents=True, exist_ok=True)
     with _writing_alone(folder):
         kept = prepare_folder(folder, config, force)

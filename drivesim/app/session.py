@@ -100,7 +100,7 @@ class PlayConfig:
     segment_frames: int = 2400
     """A stretch of recording is cut into episodes (one shard each) of at most this many frames."""
     rig: RigConfig = RigConfig()
-    """Cameras recorded (standard 160x120) and seen by the network."""
+    """Cameras recorded (standard 160x120) and seen by the network; with a model, its training camera replaces the camera."""
     car: CarConfig = CarConfig()
     world: WorldConfig = WorldConfig()
     expert: ExpertConfig = ExpertConfig()
@@ -185,12 +185,14 @@ class PlaySession:
         if config.model is not None and policy is None:
             import torch
 
-            from drivesim.drivers.policy import PolicyDriver  # torch: only when a model is asked for
+            from drivesim.drivers.policy import PolicyDriver, rig_seen_by  # torch: only when a model is asked for
 
             # One frame per forward pass: a second torch thread only adds hand-over latency, and with the
             # renderer busy on the other core its spin-waiting made a small network's step 50x slower.
             torch.set_num_threads(1)
             self.policy = PolicyDriver(config.model)
+            # Its frames (and so a recording's) come through the camera the network was trained with.
+            self.config = config = replace(config, rig=rig_seen_by(self.policy, config.rig))
         self.input = HumanInput()
         """The human's keys and stick; the window updates it."""
         self.human = HumanDriver(self.input, config.human)

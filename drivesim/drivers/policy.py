@@ -10,12 +10,13 @@ proportion to how hard the network steers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from drivesim.config import ExpertConfig
+from drivesim.config import ExpertConfig, RigConfig
 from drivesim.drivers.base import DriverKind
 from drivesim.errors import DrivesimError
 from drivesim.learn.checkpoint import Checkpoint, load_checkpoint
@@ -72,3 +73,10 @@ class PolicyDriver:
                 throttle = self.speed_gain * (target - world.car.speed)
             controls.append(Controls(steering, throttle).clipped())
         return controls
+
+
+def rig_seen_by(policy: PolicyDriver, rig: RigConfig) -> RigConfig:
+    """`rig` with the camera `policy`'s training frames were made with, when its checkpoint says which: a
+    network trained at 320x240, or through a wider lens, is fed what it learned from, not the default camera."""
+    camera = policy.checkpoint.camera
+    return rig if camera is None else replace(rig, camera=camera)

@@ -22,7 +22,7 @@ from safetensors.torch import save
 
 from drivesim import __version__
 from drivesim.atomic import write_atomically
-from drivesim.config import ConfigError, from_dict, to_dict
+from drivesim.config import CameraConfig, ConfigError, from_dict, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.learn.models import DrivingNet, ModelConfig, build_model
 from drivesim.learn.preprocess import Preprocessing
@@ -46,6 +46,13 @@ class Checkpoint:
     training: dict[str, Any]
     """What the training run recorded: data, frames seen, losses, versions."""
     path: Path
+
+    @property
+    def camera(self) -> CameraConfig | None:
+        """The camera the training recordings were made with; None when they did not share one, or for a
+        checkpoint from before drivesim recorded it (the shipped baseline: the default 160x120 camera)."""
+        stored = self.training.get("camera")
+        return None if stored is None else from_dict(CameraConfig, stored, f"{self.path}: training camera")
 
 
 def resolve(path: Path | str) -> Path:

@@ -218,7 +218,11 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
     log(f"model {config.model.architecture}: {parameter_count(model):,} parameters on {device}, {workers} loader worker{'s' if workers != 1 else ''}; {len(order):,} training / {len(val_set):,} validation images{per_frame}")
 
     # ---- loop
-    data_prints = {"data": recording_fingerprints(config.data), "val": recording_fingerprints(config.val) if config.val else "tail of data"}
+    data_prints = {"data": recording_fingerprints(config.data), "val": recording_fingerprints(config.val) if config.val else "tail of data",
+                   "camera": recorded_camera(config.data)}
+    if data_prints["camera"] is None:
+        log("warning: the --data recordings do not share one camera (or do not say which), so the model records none: "
+            "eval and play will render with their own, which may not be what it was trained on")
     history: list[dict[str, float]] = []
     best = math.inf
     diverged = False
@@ -287,6 +291,14 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
     write_atomically(out / "train-log.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
     log(f"data loader {loader_rate:.0f} frames/s vs training {summary['train_frames_per_s']:.0f} frames/s; best val loss {best:.5f}; wrote {out}")
     return summary
+
+
+def recorded_camera(folders: tuple[str, ...]) -> dict[str, Any] | None:
+    """The camera (CameraConfig fields) all of `folders` were recorded with, as their manifests' rig says;
+    None when they differ or one does not say. A network sees the world through it: its field of view,
+    mounting and image size are as much a part of the input as the preprocessing."""
+    cameras = [(open_recording(folder).manifest.config.get("rig") or {}).get("camera") for folder in folders]
+    return cameras[0] if cameras[0] is not None and all(camera == cameras[0] for camera in cameras) else None
 
 
 def _training_meta(config: TrainConfig, data_prints: dict[str, Any], history: list[dict[str, float]], frames_seen: int, best: float) -> dict[str, Any]:

@@ -491,3 +491,36 @@ def test_loader_workers_default_to_two_beside_a_cpu_and_to_the_cores_up_to_eight
     assert [loader_workers(None, cpu, cores) for cores in (1, 2, 16)] == [2, 2, 2]
     assert [loader_workers(None, gpu, cores) for cores in (1, 2, 6, 16, 64)] == [2, 2, 6, 8, 8]
     assert loader_workers(0, gpu, 16) == 0 and loader_workers(5, cpu, 2) == 5  # what the user asks for
+
+
+def test_a_model_keeps_its_camera_and_eval_play_and_generate_drive_it_through_that_camera(tmp_path, repo_root):
+    from drivesim.app.session import PlayConfig, PlaySession
+    from drivesim.config import CameraConfig
+    from drivesim.record import open_recording
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "drivesim.cli", *map(str, args)], capture_output=True, text=True, timeout=300)
+
+    track = repo_root / "tracks" / "val" / "val-000.json"
+    made = cli("generate", "--out", tmp_path / "data", "--frames", 60, "--shard-frames", 60, "--width", 192, "--height", 144, "--tracks", track, "--workers", 1)
+    assert made.returncode == 0, made.stderr
+    trained = cli("train", "--data", tmp_path / "data", "--out", tmp_path / "m", "--model", "small", "--max-steps", 1, "--workers", 0)
+    assert trained.returncode == 0, trained.stderr
+    assert load_checkpoint(tmp_path / "m").camera == CameraConfig(width=192, height=144)
+    assert load_checkpoint(repo_root / "models" / "pilotnet-baseline").camera is None  # trained before the camera was kept
+
+    # eval renders through the model's camera, the expert's reference run too, unless a config file sets one.
+    evaluated = cli("eval", "--model", tmp_path / "m", "--tracks", track, "--laps", 0.02, "--record", tmp_path / "rec", "--workers", 1)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "rendering with the camera" in evaluated.stderr and "192x144 px" in evaluated.stderr
+    assert open_recording(tmp_path / "rec").cameras == {"center": (144, 192)}
+    (tmp_path / "c.json").write_text(json.dumps({"rig": {"camera": {"width": 160, "height": 120}}}))
+    chosen = cli("eval", "--model", tmp_path / "m", "--tracks", track, "--laps", 0.02, "--no-reference", "--workers", 1, "--config", tmp_path / "c.json")
+    assert chosen.returncode == 0 and "warning: " in chosen.stderr and "than " + str(tmp_path / "c.json") in chosen.stderr, chosen.stderr
+
+    assert PlaySession(PlayConfig(size=(320, 240), track=str(track), model=str(tmp_path / "m"))).config.rig.camera.width == 192
+
+    # Data driven by the network through another camera would be frames it never learned from: refused before any work.
+    (tmp_path / "g.json").write_text(json.dumps({"policy": str(tmp_path / "m"), "frames": 20, "tracks": str(track)}))
+    refused = cli("generate", "--out", tmp_path / "dagger-data", "--config", tmp_path / "g.json")
+    assert refused.returncode == 2 and "trained through another camera (192x144 px" in refused.stderr and not (tmp_path / "dagger-data").exists()
