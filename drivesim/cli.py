@@ -249,7 +249,7 @@ def eval_command(
     seed: int | None = typer.Option(None, "--seed", min=0, help="Seeds each track's appearance [default 0]."),
     looks: int | None = typer.Option(None, "--looks", min=1, help="Drive each track in this many appearances (seeds seed..seed+looks-1); one look decides much of a track's score [default 1]."),
     record: Path | None = typer.Option(None, "--record", help="Also record every frame (expert labels, interventions) as a recording folder."),
-    report: Path | None = typer.Option(None, "--report", help="Folder for metrics.json, metrics.md and pictures."),
+    report: Path | None = typer.Option(None, "--report", help="Folder for metrics.json, metrics.md and pictures; a report already there is replaced (its pictures too, nothing else)."),
     interventions: bool | None = typer.Option(None, "--interventions/--no-interventions", help="Expert takeover; without it each track ends at the first crash (distance to first failure) [default: takeover]."),
     config_file: Path | None = typer.Option(None, "--config", help="EvalConfig JSON file naming the settings it changes, e.g. {\"interventions\": {\"max_lateral_offset\": 1.0}} (docs/metrics.md); options given here override it."),
     reference: bool = typer.Option(True, "--reference/--no-reference", help="Also evaluate the expert the same way, as the reference row."),

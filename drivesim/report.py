@@ -69,6 +69,7 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
     """metrics.json, metrics.md and one PNG per evaluation (trajectories and lateral offsets) in `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    earlier = _pictures_of_report(folder)
     lines = ["# Closed-loop evaluation", "", "## Overall", "", markdown_table([(e.driver, e.overall) for e in evaluations]), ""]
     for evaluation in evaluations:
         if evaluation.by_lanes:
@@ -82,7 +83,19 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
     write_atomically(folder / "metrics.md", "\n".join(lines))
     # Last: `drivesim dagger` takes an evaluation whose metrics.json exists as done, pictures included.
     write_atomically(folder / "metrics.json", json.dumps({e.driver: e.to_dict() for e in evaluations}, indent=1, sort_keys=True, default=_json_default) + "\n")
+    # This report replaces the folder's earlier one: pictures of drivers it no longer has would be read as its own.
+    for stale in earlier - _pictures_of_report(folder):
+        stale.unlink(missing_ok=True)
     return folder / "metrics.md"
+
+
+def _pictures_of_report(folder: Path) -> set[Path]:
+    """The pictures the report in `folder` (its metrics.json) drew, one per driver; none without a readable report."""
+    try:
+        drivers = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    return {folder / f"{_slug(driver)}.png" for driver in drivers} if isinstance(drivers, dict) else set()
 
 
 def plot_runs(evaluation: Evaluation, path: Path) -> None:

@@ -310,6 +310,18 @@ def test_report_draws_every_look_of_a_track_in_one_row(short_track, tmp_path):
     assert image.shape[0] == round(3.2 * 80)  # one row for the track, not one per look
 
 
+def test_a_report_over_an_earlier_one_removes_the_earlier_drivers_pictures_only(short_track, tmp_path):
+    from drivesim.report import write_report
+
+    run = evaluate(ExpertDriver(), config_for(short_track, laps=0.03), name="expert")
+    folder = tmp_path / "r"
+    write_report([run, replace(run, driver="expert (reference)")], folder)
+    (folder / "notes.png").write_bytes(b"the user's own")
+    assert {p.name for p in folder.iterdir()} == {"metrics.json", "metrics.md", "expert.png", "expert--reference.png", "notes.png"}
+    write_report([replace(run, driver="models/try")], folder)  # as eval --no-reference into the same --report
+    assert {p.name for p in folder.iterdir()} == {"metrics.json", "metrics.md", "try.png", "notes.png"}
+
+
 def test_the_report_trail_breaks_where_a_crash_put_the_car_back(short_track):
     from drivesim.render.topdown import TopDownMap
     from drivesim.report import draw_trail, trail_parts
