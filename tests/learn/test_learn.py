@@ -109,16 +109,16 @@ def test_train_learns_from_the_side_cameras_with_the_configured_correction(rig_r
 
 
 class _SlowFrames(torch.utils.data.Dataset):
-    """Frames that take 10 ms each to load: no loader can deliver more than 100 a second."""
+    """Frames that take `seconds` (10 ms) each to load: no loader process can deliver more than 1 / seconds a second."""
 
-    def __init__(self, frames: int) -> None:
-        self.frames = frames
+    def __init__(self, frames: int, seconds: float = 0.01) -> None:
+        self.frames, self.seconds = frames, seconds
 
     def __len__(self) -> int:
         return self.frames
 
     def __getitem__(self, index):
-        time.sleep(0.01)
+        time.sleep(self.seconds)
         return torch.zeros(3), torch.zeros(1)
 
 
@@ -126,6 +126,12 @@ class _SlowFrames(torch.utils.data.Dataset):
 def test_the_loader_rate_counts_only_frames_it_timed(frames):
     rate = measure_loader(torch.utils.data.DataLoader(_SlowFrames(frames), batch_size=2), batches=5, warmup=3)
     assert 50 < rate <= 100
+
+
+def test_the_loader_rate_does_not_time_the_batches_workers_prefetched():
+    """Two workers deliver at most 40 frames/s of these; the fourth batch is ready when the third is in."""
+    rate = measure_loader(torch.utils.data.DataLoader(_SlowFrames(8, seconds=0.05), batch_size=2, num_workers=2), batches=5, warmup=3)
+    assert rate <= 40
 
 
 def test_a_run_that_diverges_fails_and_writes_no_model(tiny_recording, tmp_path):
