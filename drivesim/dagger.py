@@ -268,6 +268,7 @@ def plot_dagger(rows: list[dict[str, Any]], path: Path, label: str = "DAgger (ex
         if all(r[key] is None for r in rows):  # e.g. no evaluation lap was finished: say so, not an empty frame
             reason = "no evaluation lap was completed" if key == "clean_lap_share" else "not measured"
             ax.text(0.5, 0.5, reason, transform=ax.transAxes, ha="center", va="center", color="gray")
+            ax.set_xticks([])
             ax.set_yticks([])
         ax.set_title(titles[key], fontsize=10)
         ax.set_xlabel("training frames")

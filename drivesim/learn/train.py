@@ -384,12 +384,16 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train (augmented)")
     ax.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
     ax.set_xlabel("epoch")
+    # Whole epochs only: a single epoch was drawn with ticks 0.96 ... 1.04.
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
     ax.set_ylabel("MSE of normalized steering")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)

@@ -17,10 +17,19 @@ import numpy as np
 from drivesim.record.reader import open_recording, open_shard
 from drivesim.record.schema import DRIVERS, Event, RecordingError
 
-HISTOGRAM_FIELDS = ("labels/steering", "labels/throttle", "controls/steering", "controls/throttle")
-"""Fields summarize_recording histograms, each over [-1, 1]."""
+HISTOGRAMS = {
+    "labels/steering": (-1.0, 1.0, "+ = left"),
+    "labels/throttle": (-1.0, 1.0, "+ = throttle, - = brake"),
+    "controls/steering": (-1.0, 1.0, "+ = left"),
+    "controls/throttle": (-1.0, 1.0, "+ = throttle, - = brake"),
+    "state/speed": (0.0, 30.0, "m/s"),
+    "state/lateral_offset": (-3.0, 3.0, "m from the lane centre, + = left"),
+    "state/heading_error": (-0.5, 0.5, "rad to the road, + = left"),
+}
+"""Fields summarize_recording histograms: (low, high, x-axis label); values beyond the range count in the end bins."""
+HISTOGRAM_FIELDS = tuple(HISTOGRAMS)
 HISTOGRAM_BINS = 21
-"""Bins per histogram; odd, so a bin is centred on 0."""
+"""Bins per histogram; odd, so a bin is centred on the middle of the range (0 for the signed fields)."""
 
 
 def summarize_recording(folder: str | Path) -> dict[str, Any]:
@@ -33,7 +42,7 @@ def summarize_recording(folder: str | Path) -> dict[str, Any]:
     (mean/std/min/max of labels/steering and state/speed).
     """
     recording = open_recording(folder)
-    edges = np.linspace(-1.0, 1.0, HISTOGRAM_BINS + 1)
+    edges = {name: np.linspace(low, high, HISTOGRAM_BINS + 1) for name, (low, high, _) in HISTOGRAMS.items()}
     counts = {name: np.zeros(HISTOGRAM_BINS, np.int64) for name in HISTOGRAM_FIELDS}
     drivers = dict.fromkeys(DRIVERS.values(), 0)
     events = {flag.name: {"frames": 0, "onsets": 0} for flag in Event}
@@ -48,7 +57,7 @@ def summarize_recording(folder: str | Path) -> dict[str, Any]:
             except OSError as error:
                 raise RecordingError(f"{path}: cannot read the per-frame fields, the file is corrupt ({error})") from None
         for name in HISTOGRAM_FIELDS:
-            counts[name] += np.histogram(columns[name], bins=edges)[0]
+            counts[name] += np.histogram(np.clip(columns[name], edges[name][0], edges[name][-1]), bins=edges[name])[0]
         for name, m in moments.items():
             values = columns[name].astype(np.float64)
             m[0] += values.sum()
@@ -84,7 +93,7 @@ def summarize_recording(folder: str | Path) -> dict[str, Any]:
         "episode_frames": {"min": min(episode_frames), "mean": n / len(episode_frames), "max": max(episode_frames)},
         "drivers": drivers,
         "events": events,
-        "histograms": {name: {"edges": edges.tolist(), "counts": c.tolist()} for name, c in counts.items()},
+        "histograms": {name: {"edges": edges[name].tolist(), "counts": c.tolist()} for name, c in counts.items()},
         "steering": stats("labels/steering"),
         "speed": stats("state/speed"),
     }
@@ -183,20 +192,26 @@ def plot_histograms(summary: dict[str, Any], out_png: str | Path) -> Path:
     """Plot `summarize_recording`'s histograms and event counts into one PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     histograms = summary["histograms"]
-    figure = Figure(figsize=(4 * (len(histograms) + 1), 3.2), layout="constrained")
+    columns = 4
+    rows = -(-(len(histograms) + 1) // columns)
+    figure = Figure(figsize=(4 * columns, 3.2 * rows), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(1, len(histograms) + 1)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for ax, (name, h) in zip(axes, histograms.items(), strict=False):
         ax.stairs(h["counts"], h["edges"], fill=True, alpha=0.8)
         ax.set_title(name)
-        ax.set_xlabel("+ = left" if "steering" in name else "+ = throttle, - = brake")
+        ax.set_xlabel(HISTOGRAMS[name][2] if name in HISTOGRAMS else "")
         ax.set_ylabel("frames")
-    ax = axes[-1]
+    for ax in axes[len(histograms) + 1 :]:
+        ax.set_visible(False)
+    ax = axes[len(histograms)]
     names = list(summary["events"])
     ax.bar(range(len(names)), [summary["events"][k]["onsets"] for k in names])
     ax.set_xticks(range(len(names)), [k.lower().replace("_", "\n") for k in names], fontsize=7)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"event onsets ({summary['frames']} frames, {summary['episodes']} episodes)", fontsize=9)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)

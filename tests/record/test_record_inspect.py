@@ -30,6 +30,13 @@ def test_summary_counts(recording):
         histogram = summary["histograms"][name]
         assert len(histogram["edges"]) == len(histogram["counts"]) + 1 and sum(histogram["counts"]) == 51
     assert summary["histograms"]["controls/throttle"]["counts"][15] == 51  # 0.5 falls in bin 15 of 21 over [-1, 1]
+    # State is histogrammed too, over its own range; values beyond it count in the end bins rather than vanish.
+    offsets = np.array([r["state/lateral_offset"] for r in records])
+    lateral = summary["histograms"]["state/lateral_offset"]
+    assert lateral["edges"][0] == -3.0 and lateral["edges"][-1] == 3.0 and sum(lateral["counts"]) == 51
+    expected = np.histogram(np.clip(offsets, -3, 3), bins=np.linspace(-3, 3, 22))[0]
+    assert lateral["counts"] == expected.tolist()
+    assert sum(summary["histograms"]["state/speed"]["counts"]) == 51
     assert np.isclose(summary["steering"]["mean"], steering.mean(), atol=1e-6)
     assert np.isclose(summary["steering"]["std"], steering.std(), atol=1e-6)
     assert summary["speed"]["max"] == max(r["state/speed"] for r in records)
