@@ -354,6 +354,9 @@ def play_command(
 
     if track is not None and seed is not None:
         raise DrivesimError("give --track or --seed, not both")
+    if track is not None and track.is_dir():
+        first = min(track.glob("*.json"), default=None)
+        raise DrivesimError(f"--track takes one track file, and {track} is a folder" + (f": e.g. --track {first}" if first else ""))
     if randomize not in ("none", "light", "full"):
         raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
     modes = {"human": Mode.HUMAN, "autopilot": Mode.AUTOPILOT, "network": Mode.NETWORK}
