@@ -279,7 +279,11 @@ def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[in
             if same_config(recorded.config, fingerprint):
                 listed = {info.file: info for info in recorded.shards}
             elif not force:
-                raise GenerateError(f"{folder} holds a recording made with {_difference(recorded.config, fingerprint)}; use --force to replace it, or choose another --out")
+                # More data is another recording beside this one: its shards' seeds and tracks are its own.
+                grow = (" To add frames, generate another recording with another --seed and train on both (--data A --data B)."
+                        if [key for key, *_ in _changed_keys(recorded.config, fingerprint)] == ["frames"] else "")
+                raise GenerateError(f"{folder} holds a recording made with {_difference(recorded.config, fingerprint)}; "
+                                    f"use --force to replace it, or choose another --out.{grow}")
     kept: dict[int, ShardInfo] = {}
     replace: list[Path] = []
     for path in sorted(folder.glob("shard-*.h5")):

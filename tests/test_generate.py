@@ -170,8 +170,11 @@ def test_other_config_is_never_overwritten_without_force(tmp_path, repo_root):
     config = GenerateConfig(frames=60, shard_frames=30, episode_frames=30, tracks=str(repo_root / "tracks" / "val"))
     generate(config, tmp_path / "r", workers=1, progress=False)
     changed = GenerateConfig(frames=60, shard_frames=30, episode_frames=30, seed=1, tracks=str(repo_root / "tracks" / "val"))
-    with pytest.raises(GenerateError, match=r"different config \(seed 0 there, 1 now\)"):
+    with pytest.raises(GenerateError, match=r"different config \(seed 0 there, 1 now\)") as refused:
         generate(changed, tmp_path / "r", workers=1, progress=False)
+    assert "To add frames" not in str(refused.value)
+    with pytest.raises(GenerateError, match=r"\(frames 60 there, 90 now\).*To add frames, generate another recording with another --seed"):
+        generate(replace(config, frames=90), tmp_path / "r", workers=1, progress=False)
     (tmp_path / "r" / "manifest.json").unlink()  # an interrupted run: the shards alone are judged
     nested = replace(config, noise=replace(config.noise, correlation_time=1.0))
     with pytest.raises(GenerateError, match=r"shard-00000.h5 was made with a different config \(noise.correlation_time 0.5 there, 1.0 now\)"):
