@@ -114,7 +114,9 @@ def preview_tracks(tracks: list[Track], out: Path | str, tile: int = 360, column
     rows = -(-len(tracks) // columns)
     sheet = np.full((rows * tile, columns * tile, 3), 255, dtype=np.uint8)
     for i, track in enumerate(tracks):
-        view = TopDownMap(track, (tile, tile), margin=28).draw()
+        top_down = TopDownMap(track, (tile, tile), margin=28)
+        view = top_down.draw()
+        _draw_scale_bar(view, top_down.pixels_per_metre)  # each track fills its tile: the bar tells their sizes apart
         label = f"{track.name or 'track'}  {track.length:.0f} m  w {track.width:g} m  {track.lanes} lane{'s' * (track.lanes > 1)}"
         cv2.putText(view, label, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
         r, c = divmod(i, columns)
@@ -125,3 +127,16 @@ def preview_tracks(tracks: list[Track], out: Path | str, tile: int = 360, column
     if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise OSError(f"{out}: could not write the image (is the extension .png?)")
     return out
+
+
+def _draw_scale_bar(image: np.ndarray, pixels_per_metre: float) -> None:
+    """A white bar of a round length (about a quarter of the picture's width) in its bottom-left corner."""
+    height, width = image.shape[:2]
+    target = width / 4 / pixels_per_metre
+    metres = max((n for n in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if n <= target), default=10)
+    length = int(round(metres * pixels_per_metre))
+    x, y = 10, height - 12
+    cv2.line(image, (x, y), (x + length, y), (255, 255, 255), 2, cv2.LINE_AA)
+    for end in (x, x + length):
+        cv2.line(image, (end, y - 4), (end, y + 4), (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(image, f"{metres} m", (x + length + 6, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
