@@ -64,7 +64,7 @@ def tracks_generate(
     out: Path = typer.Option(..., "--out", help="Folder to write track files (track-00007.json for seed 7) into."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the first track; the others use seed+1, seed+2, ..."),
     count: int = typer.Option(1, "--count", min=1, help="Number of tracks."),
-    length: float | None = typer.Option(None, parser=_number(), help="Approximate length [m] (default 1200)."),
+    length: float | None = typer.Option(None, parser=_number(), help="Length [m]: each track comes out within about 15 % of it, so a set varies (default 1200)."),
     width: float | None = typer.Option(None, parser=_number(), help="Road width [m] (default 8)."),
     lanes: int | None = typer.Option(None, help="1 or 2 lanes (default 1)."),
     curviness: float | None = typer.Option(None, parser=_number(), help="0 (near-circle) to 1 (many bends) (default 0.5)."),
