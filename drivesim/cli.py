@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from drivesim.config import MAX_LAPS, TrackConfig, from_dict, load_json, read_json
+from drivesim.config import MAX_LAPS, MIN_LAPS, CameraConfig, TrackConfig, from_dict, load_json, read_json
 from drivesim.errors import DrivesimError
 from drivesim.processes import usable_cores
 
@@ -214,7 +214,7 @@ def train_command(
     no_augment: bool = typer.Option(False, "--no-augment", help="Train on the frames as recorded."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimisation steps (smoke tests)."),
     device: str | None = typer.Option(None, "--device", help="Where the network trains: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N [default auto]."),
-    config: Path | None = typer.Option(None, "--config", help="TrainConfig JSON file naming the settings it changes (augment strengths, preprocessing crop and size, weight_decay, ... as well as the options'); a model's train-log.json \"config\" is one. Options given here override it."),
+    config: Path | None = typer.Option(None, "--config", help="TrainConfig JSON file naming the settings it changes (augment strengths, preprocessing crop and size, weight_decay, ... as well as the options'); the \"config\" section of a model's train-log.json is one (its max_steps and workers too). Options given here replace the file's values, lists included."),
     force: bool = typer.Option(False, "--force", help="Replace a model already in --out."),
 ) -> None:
     """Train a driving network on recordings (behavioural cloning)."""
@@ -244,7 +244,7 @@ def train_command(
 def eval_command(
     model: str = typer.Option(..., "--model", help="Checkpoint folder or file (e.g. models/pilotnet-baseline), or 'expert'."),
     tracks: str | None = typer.Option(None, "--tracks", help="Track folder or file to drive [default tracks/holdout]."),
-    laps: float | None = typer.Option(None, "--laps", parser=_number(0, MAX_LAPS, above=True), help=f"Laps per track, at most {MAX_LAPS} [default 2]."),
+    laps: float | None = typer.Option(None, "--laps", parser=_number(MIN_LAPS, MAX_LAPS), help=f"Laps per track, {MIN_LAPS:g} to {MAX_LAPS} [default 2]."),
     randomize: str | None = typer.Option(None, "--randomize", help="Look of the world: none, light or full [default light]."),
     seed: int | None = typer.Option(None, "--seed", min=0, help="Seeds each track's appearance [default 0]."),
     looks: int | None = typer.Option(None, "--looks", min=1, help="Drive each track in this many appearances (seeds seed..seed+looks-1); one look decides much of a track's score [default 1]."),
@@ -274,14 +274,16 @@ def eval_command(
         from drivesim.drivers.policy import PolicyDriver, rig_seen_by
 
         driver, name = PolicyDriver(model), model
-        # The network is fed the camera it was trained through, unless the config file chose one (a robustness test).
-        seen = rig_seen_by(driver, config.rig)
-        if seen != config.rig and not _sets_camera(config_file):
-            config = replace(config, rig=seen)
-            typer.echo(f"rendering with the camera {model} was trained through: {seen.camera.describe()}", err=True)
-        elif seen != config.rig:
-            typer.echo(f"warning: {model} was trained through another camera ({seen.camera.describe()}) than {config_file} sets "
-                       f"({config.rig.camera.describe()})", err=True)
+        # The network is fed the camera it was trained through; a config file's rig.camera fields (a robustness
+        # test: another lens, another mounting) change that camera, not the default one.
+        trained = rig_seen_by(driver, config.rig).camera
+        changes = _camera_in(config_file)
+        camera = trained if changes is None else from_dict(CameraConfig, changes, f"{config_file}: rig.camera", base=trained)
+        if camera != config.rig.camera:
+            config = replace(config, rig=replace(config.rig, camera=camera))
+            typer.echo(f"rendering with the camera {model} was trained through: {camera.describe()}", err=True)
+        if camera != trained:
+            typer.echo(f"warning: {model} was trained through another camera; {config_file} changes {trained.differences(camera)}", err=True)
     progress = sys.stderr.isatty()
     workers = workers or usable_cores()
     with _say_on_interrupt(lambda: _what_evaluation_left(record)):
@@ -305,7 +307,7 @@ def dagger_command(
     tracks: str | None = typer.Option(None, "--tracks", help="Tracks driven for data: a folder, or random (a fresh track per shard) [default tracks/train]."),
     shard_frames: int | None = typer.Option(None, "--shard-frames", min=1, help="Frames per shard of collected data; with random tracks, one track per shard and a new look per 400-frame episode [default 1000]."),
     eval_tracks: str | None = typer.Option(None, "--eval-tracks", help="Held-out tracks every model is evaluated on [default tracks/holdout]."),
-    eval_laps: float | None = typer.Option(None, "--eval-laps", parser=_number(0, MAX_LAPS, above=True), help=f"Laps per held-out track per evaluation, at most {MAX_LAPS} [default 1]."),
+    eval_laps: float | None = typer.Option(None, "--eval-laps", parser=_number(MIN_LAPS, MAX_LAPS), help=f"Laps per held-out track per evaluation, {MIN_LAPS:g} to {MAX_LAPS} [default 1]."),
     model: str | None = typer.Option(None, "--model", help="pilotnet or small [default pilotnet]."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs of each training run [default 6]."),
     baselines: bool | None = typer.Option(None, "--baselines/--no-baselines", help="Also train behavioural-cloning baselines on the same total frames [default: yes]."),
@@ -355,8 +357,8 @@ def play_command(
     if track is not None and seed is not None:
         raise DrivesimError("give --track or --seed, not both")
     if track is not None and track.is_dir():
-        first = min(track.glob("*.json"), default=None)
-        raise DrivesimError(f"--track takes one track file, and {track} is a folder" + (f": e.g. --track {first}" if first else ""))
+        example = next((path for path in sorted(track.glob("*.json")) if _is_track_file(path)), None)
+        raise DrivesimError(f"--track takes one track file, and {track} is a folder" + (f": e.g. --track {example}" if example else ""))
     if randomize not in ("none", "light", "full"):
         raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
     modes = {"human": Mode.HUMAN, "autopilot": Mode.AUTOPILOT, "network": Mode.NETWORK}
@@ -410,12 +412,20 @@ def _given(options: dict) -> dict:
     return given
 
 
-def _sets_camera(config_file: Path | None) -> bool:
-    """Whether a (valid, already loaded) config file sets the rig's camera."""
-    if config_file is None:
+def _camera_in(config_file: Path | None) -> dict | None:
+    """The rig.camera section of a (valid, already loaded) config file, or None where it sets none."""
+    rig = read_json(config_file).get("rig") if config_file is not None else None
+    return rig.get("camera") if isinstance(rig, dict) else None
+
+
+def _is_track_file(path: Path) -> bool:
+    from drivesim.track import load_track
+
+    try:
+        load_track(path)
+    except (DrivesimError, OSError, ValueError):
         return False
-    rig = read_json(config_file).get("rig")
-    return isinstance(rig, dict) and "camera" in rig
+    return True
 
 
 def _holds_track(path: Path, data: dict) -> bool:

@@ -35,6 +35,8 @@ def check(condition: bool, message: str) -> None:
 
 MAX_LAPS = 1000
 """Most laps of each track an evaluation drives: a bound that keeps `--laps inf` a clear error."""
+MIN_LAPS = 0.01
+"""Fewest laps of each track an evaluation drives: 5-30 m of the bundled tracks; far fewer drove no distance to score."""
 
 TRACK_WIDTHS = (4.0, 20.0)
 """Smallest and largest road width of any track, generated or loaded, edge line to edge line [m]."""
@@ -200,6 +202,11 @@ class CameraConfig:
     def describe(self) -> str:
         """The camera in a few words, for messages."""
         return f"{self.width}x{self.height} px, fov {self.fov:g} rad, {self.mount_height:g} m high, pitch {self.pitch:g} rad"
+
+    def differences(self, other: CameraConfig) -> str:
+        """The fields in which `other` differs from this camera, as "name this vs other", for messages."""
+        return ", ".join(f"{f.name} {getattr(self, f.name):g} vs {getattr(other, f.name):g}"
+                         for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from drivesim.atomic import write_atomically
-from drivesim.config import MAX_LAPS, GenerateConfig, NoiseConfig, RandomizationConfig, check, to_dict
+from drivesim.config import MAX_LAPS, MIN_LAPS, GenerateConfig, NoiseConfig, RandomizationConfig, check, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.evaluate import EvalConfig, Evaluation, evaluate
 from drivesim.generate import generate
@@ -87,8 +87,9 @@ class DaggerConfig:
         check(self.shard_frames >= 1, "shard_frames must be at least 1")
         check(self.randomize in ("none", "light", "full"), "randomize must be none, light or full")
         check(0 <= self.start_noise <= 1 and 0 <= self.dart_noise <= 1, "DART noise must be in [0, 1]")
-        check(0 < self.eval_laps <= MAX_LAPS, f"eval_laps must be in (0, {MAX_LAPS}]")
+        check(MIN_LAPS <= self.eval_laps <= MAX_LAPS, f"eval_laps must be in [{MIN_LAPS}, {MAX_LAPS}]")
         check(self.epochs >= 1 and self.batch >= 1, "epochs and batch must be at least 1")
+        check(self.workers is None or self.workers >= 1, f"workers must be at least 1 (or null: every core), got {self.workers}")
         ModelConfig(architecture=self.model)  # an unknown architecture fails now, not after the first data
         check_device_name(self.device)
 
@@ -143,8 +144,13 @@ def _evaluate(config: DaggerConfig, model: Path, folder: Path, log: Callable[[st
     )
     write_report([evaluation], folder)
     overall = evaluation.overall
-    log(f"  eval {model.name}: autonomy {overall['autonomy_pct']:.2f}%  interventions/km {overall['interventions_per_km']:.2f}  crashes {overall['crashes']}")
+    log(f"  eval {model.name}: autonomy {_figure(overall['autonomy_pct'], '{:.2f}%')}  interventions/km {_figure(overall['interventions_per_km'], '{:.2f}')}  crashes {overall['crashes']}")
     return _with_lane_rates(overall, evaluation.by_lanes)
+
+
+def _figure(value: float | None, form: str) -> str:
+    """`value` in `form`, or "–" for a figure that was not measured (None: no distance, or no takeover)."""
+    return "–" if value is None else form.format(value)
 
 
 def _with_lane_rates(overall: dict[str, Any], by_lanes: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -176,7 +182,8 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
         changed = sorted(k for k in settings.keys() | before.keys()
                          if k not in ("out", "workers", "device") and settings.get(k) != before.get(k, defaults.get(k)))
         if changed:
-            raise DaggerError(f"{out} holds an experiment with other settings ({', '.join(changed)}); re-run it as it was, or use another --out")
+            raise DaggerError(f"{out} holds an experiment with other settings ({', '.join(changed)}); re-run it as it was "
+                              f"(--config {saved} repeats it), or use another --out")
     (out / "data").mkdir(parents=True, exist_ok=True)
     write_atomically(saved, json.dumps(settings, indent=1) + "\n")
     n = config.frames_per_iteration
@@ -227,9 +234,7 @@ def _row(name: str, frames: int, metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def dagger_table(rows: list[dict[str, Any]]) -> str:
-    def cell(value: Any, fmt: str) -> str:
-        return "–" if value is None else fmt.format(value)
-
+    cell = _figure
     # With one- and two-lane held-out tracks, a run's rate is often mostly one kind's (docs/dagger.md).
     lane_counts = sorted({int(k) for r in rows for k in r.get("interventions_per_km_by_lanes") or {}})
     by_lanes = "".join(f" {k}-lane interv./km |" for k in lane_counts)

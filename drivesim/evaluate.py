@@ -27,6 +27,7 @@ import numpy as np
 from drivesim.atomic import missing_folders, remove_empty_folders
 from drivesim.config import (
     MAX_LAPS,
+    MIN_LAPS,
     CarConfig,
     EpisodeConfig,
     ExpertConfig,
@@ -80,7 +81,7 @@ class EvalConfig:
     expert: ExpertConfig = ExpertConfig()
 
     def __post_init__(self) -> None:
-        check(0 < self.laps <= MAX_LAPS, f"laps must be in (0, {MAX_LAPS}]")
+        check(MIN_LAPS <= self.laps <= MAX_LAPS, f"laps must be in [{MIN_LAPS}, {MAX_LAPS}]")
         check(self.looks >= 1, "looks must be >= 1")
         check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
 

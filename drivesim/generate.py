@@ -281,7 +281,7 @@ def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[in
             elif not force:
                 # More data is another recording beside this one: its shards' seeds and tracks are its own.
                 grow = (" To add frames, generate another recording with another --seed and train on both (--data A --data B)."
-                        if [key for key, *_ in _changed_keys(recorded.config, fingerprint)] == ["frames"] else "")
+                        if [key for key, *_ in _changed_keys(recorded.config, fingerprint)] == ["frames"] and config.frames > recorded.frames else "")
                 raise GenerateError(f"{folder} holds a recording made with {_difference(recorded.config, fingerprint)}; "
                                     f"use --force to replace it, or choose another --out.{grow}")
     kept: dict[int, ShardInfo] = {}
@@ -396,8 +396,8 @@ def generate(
     if config.policy:  # a missing or damaged checkpoint is an error before the folder is made
         trained = load_policy(config.policy).checkpoint.camera
         if trained is not None and trained != config.rig.camera:
-            raise GenerateError(f"the policy {config.policy} was trained through another camera ({trained.describe()}) than this run's rig.camera "
-                                f"({config.rig.camera.describe()}): it would drive on frames unlike those it learned from; record through its camera")
+            raise GenerateError(f"the policy {config.policy} was trained through another camera than this run's rig.camera "
+                                f"({trained.differences(config.rig.camera)}): it would drive on frames unlike those it learned from; record through its camera")
     folder.mkdir(parents=True, exist_ok=True)
     with _writing_alone(folder):
         kept = prepare_folder(folder, config, force)

@@ -113,8 +113,10 @@ def test_dagger_refuses_wrong_tracks_and_changed_settings_before_any_work(repo_r
     (tmp_path / "c" / "dagger-config.json").write_text('{"iterations": 4, "fra')
     with pytest.raises(DaggerError, match="dagger-config.json: not valid JSON"):
         run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=200, workers=1), log=lambda _: None)
-    with pytest.raises(DrivesimError, match=r"eval_laps must be in \(0, 1000\]"):  # stored as Infinity, it could never resume
+    with pytest.raises(DrivesimError, match=r"eval_laps must be in \[0.01, 1000\]"):  # stored as Infinity, it could never resume
         DaggerConfig(out=str(tmp_path / "b"), eval_laps=float("inf"))
+    with pytest.raises(DrivesimError, match="workers must be at least 1"):  # from a config file: no --workers to refuse it
+        DaggerConfig(out=str(tmp_path / "b"), workers=0)
 
 
 def test_dagger_can_start_from_noisy_expert_data(repo_root, tmp_path):

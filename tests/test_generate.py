@@ -175,6 +175,9 @@ def test_other_config_is_never_overwritten_without_force(tmp_path, repo_root):
     assert "To add frames" not in str(refused.value)
     with pytest.raises(GenerateError, match=r"\(frames 60 there, 90 now\).*To add frames, generate another recording with another --seed"):
         generate(replace(config, frames=90), tmp_path / "r", workers=1, progress=False)
+    with pytest.raises(GenerateError, match=r"\(frames 60 there, 30 now\)") as fewer:
+        generate(replace(config, frames=30), tmp_path / "r", workers=1, progress=False)
+    assert "To add frames" not in str(fewer.value)
     (tmp_path / "r" / "manifest.json").unlink()  # an interrupted run: the shards alone are judged
     nested = replace(config, noise=replace(config.noise, correlation_time=1.0))
     with pytest.raises(GenerateError, match=r"shard-00000.h5 was made with a different config \(noise.correlation_time 0.5 there, 1.0 now\)"):
@@ -364,8 +367,8 @@ def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
     [
         ("generate", "--noise", "nan", "expected a number in [0, 1], got nan"),  # typer's own range let NaN through
         ("generate", "--noise", "2", "expected a number in [0, 1], got 2"),
-        ("eval", "--laps", "inf", "expected a number in (0, 1000], got inf"),
-        ("dagger", "--eval-laps", "0", "expected a number in (0, 1000], got 0"),
+        ("eval", "--laps", "inf", "expected a number in [0.01, 1000], got inf"),
+        ("dagger", "--eval-laps", "1e-9", "expected a number in [0.01, 1000], got 1e-9"),  # once no distance: a None in a log line
         ("train", "--lr", "nan", "expected a number in (0, inf), got nan"),
         ("tracks generate", "--length", "-inf", "expected a finite number, got -inf"),
         ("dagger", "--start-noise", "x", "expected a number, got 'x'"),

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from drivesim import __version__
 from drivesim.atomic import write_atomically
-from drivesim.config import check, to_dict
+from drivesim.config import CameraConfig, check, from_dict, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.learn.augment import AugmentConfig, augment, correct_for_camera
 from drivesim.learn.checkpoint import WEIGHTS_FILE, save_checkpoint
@@ -94,6 +94,8 @@ class TrainConfig:
         check(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a number > 0, got {self.lr:g}")
         check(self.workers is None or self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
         check_device_name(self.device)
+        check(bool(self.cameras) and "center" in self.cameras and set(self.cameras) <= {"center", "left", "right"},
+              f"cameras must name center, and may add left and right, got {list(self.cameras)}")
         smallest = smallest_input(self.model.architecture)
         check(min(self.preprocessing.height, self.preprocessing.width) >= smallest,
               f"the {self.model.architecture} network needs inputs of at least {smallest}x{smallest} px; "
@@ -297,8 +299,12 @@ def recorded_camera(folders: tuple[str, ...]) -> dict[str, Any] | None:
     """The camera (CameraConfig fields) all of `folders` were recorded with, as their manifests' rig says;
     None when they differ or one does not say. A network sees the world through it: its field of view,
     mounting and image size are as much a part of the input as the preprocessing."""
-    cameras = [(open_recording(folder).manifest.config.get("rig") or {}).get("camera") for folder in folders]
-    return cameras[0] if cameras[0] is not None and all(camera == cameras[0] for camera in cameras) else None
+    stored = [(open_recording(folder).manifest.config.get("rig") or {}).get("camera") for folder in folders]
+    if any(camera is None for camera in stored):
+        return None
+    # As configs, not as stored: a field added since a recording was made counts as its default there.
+    cameras = [from_dict(CameraConfig, camera, f"{folder}: rig.camera") for folder, camera in zip(folders, stored, strict=True)]
+    return to_dict(cameras[0]) if all(camera == cameras[0] for camera in cameras) else None
 
 
 def _training_meta(config: TrainConfig, data_prints: dict[str, Any], history: list[dict[str, float]], frames_seen: int, best: float) -> dict[str, Any]:

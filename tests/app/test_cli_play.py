@@ -77,7 +77,8 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path, track_file, monke
         ("--record", tmp_path / "used"): "already holds a recording",
         ("--model", tmp_path / "missing.safetensors"): "no such checkpoint",
         ("--track", tmp_path / "missing.json"): "missing.json",
-        ("--track", tmp_path / "used"): f"--track takes one track file, and {tmp_path / 'used'} is a folder: e.g. --track {tmp_path / 'used' / 'manifest.json'}",
+        ("--track", tmp_path / "used"): f"--track takes one track file, and {tmp_path / 'used'} is a folder",  # no example: manifest.json is no track
+        ("--track", track_file.parent): f"is a folder: e.g. --track {track_file.parent}/",
         ("--record", tmp_path / "a-file" / "rec"): "cannot make the recording folder",  # before the window, not at the first frame
         ("--screenshot", tmp_path / "a-file" / "shot.png"): f"--screenshot: {tmp_path / 'a-file'} is a file, where a folder must be",  # before the session, not after
     }
