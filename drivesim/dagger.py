@@ -26,7 +26,7 @@ from drivesim.generate import generate
 from drivesim.learn import AugmentConfig, ModelConfig
 from drivesim.learn.train import TrainConfig, check_device_name, train, training_device
 from drivesim.processes import usable_cores
-from drivesim.track import load_tracks
+from drivesim.track import TrackError, load_tracks, track_set_sha256
 
 BASELINE_SEED_OFFSET = 500
 """Data seeds are seed * 1000 + i for iteration i, + this (and + 1) for the cloning baselines, + 2 for validation."""
@@ -180,7 +180,8 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
         # A setting added since that experiment was made counts as its default there.
         defaults = json.loads(json.dumps(to_dict(DaggerConfig(out=config.out))))
         changed = sorted(k for k in settings.keys() | before.keys()
-                         if k not in ("out", "workers", "device") and settings.get(k) != before.get(k, defaults.get(k)))
+                         if k not in ("out", "workers", "device") and settings.get(k) != before.get(k, defaults.get(k))
+                         and not (k in ("tracks", "eval_tracks") and _same_tracks(settings.get(k), before.get(k))))
         if changed:
             raise DaggerError(f"{out} holds an experiment with other settings ({', '.join(changed)}); re-run it as it was "
                               f"(--config {saved} repeats it), or use another --out")
@@ -225,6 +226,16 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
     start = f", from DART noise {config.start_noise:g}" if config.start_noise else ""
     plot_dagger(rows, out / "dagger.png", label=f"DAgger (expert takeover{start})")
     return summary
+
+
+def _same_tracks(a: Any, b: Any) -> bool:
+    """Whether two track settings name the same track files now, however their paths are spelled."""
+    if not (isinstance(a, str) and isinstance(b, str)) or "random" in (a, b):
+        return a == b
+    try:
+        return track_set_sha256(a) == track_set_sha256(b)
+    except TrackError:  # the earlier path is gone, or was relative to another folder
+        return False
 
 
 def _row(name: str, frames: int, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -98,15 +98,20 @@ def same_config(stored: Any, fingerprint: dict[str, Any]) -> bool:
     """Whether a recording's stored config is the run `fingerprint` describes, so its shards can be kept.
     A policy is the same by its weights, wherever its file lies (kept shards keep the path they were made
     with), so a moved run folder still resumes; recordings from before the digest was stored compare the
-    policy's weights file path, resolved. A track pool must also hold the same files, where both recorded
-    their digest."""
+    policy's weights file path, resolved. A track pool is likewise the same by its files where both
+    recorded their digest (`tracks/train/`, `./tracks/train` and its absolute path are one pool), and
+    must hold the same files then."""
     if not isinstance(stored, dict):  # None, or a shard's config attribute that is not a JSON object
         return False
     old, new = dict(stored), dict(fingerprint)
     old_path, new_path = old.pop("policy", None), new.pop("policy", None)
     old_digest, new_digest = old.pop("policy_sha256", None), new.pop("policy_sha256", None)
     old_tracks, new_tracks = old.pop("tracks_sha256", None), new.pop("tracks_sha256", None)
-    if old != new or (old_tracks and new_tracks and old_tracks != new_tracks):
+    if old_tracks and new_tracks:
+        if old_tracks != new_tracks:
+            return False
+        old.pop("tracks", None), new.pop("tracks", None)
+    if old != new:
         return False
     if old_digest and new_digest:
         return old_digest == new_digest
@@ -320,11 +325,14 @@ def _judge_shard(path: Path, fingerprint: dict[str, Any], jobs: dict[int, ShardJ
 
 def _difference(stored: Any, fingerprint: dict[str, Any]) -> str:
     """What makes `stored` another run than `fingerprint`, in words."""
-    if isinstance(stored, dict) and same_config({k: v for k, v in stored.items() if k != "tracks_sha256"}, fingerprint):
-        return f"a different config: the same options, but the track files in {fingerprint.get('tracks')} have changed since"
     if not isinstance(stored, dict):
         return "a different config"
+    old_tracks, new_tracks = stored.get("tracks_sha256"), fingerprint.get("tracks_sha256")
+    if old_tracks and new_tracks and old_tracks != new_tracks and same_config({**stored, "tracks_sha256": new_tracks}, fingerprint):
+        return f"a different config: the same options, but the track files in {fingerprint.get('tracks')} have changed since"
     changes = _changed_keys(stored, fingerprint)
+    if old_tracks and old_tracks == new_tracks:  # the same pool, spelled another way: not a difference
+        changes = [change for change in changes if change[0] != "tracks"]
     shown = ", ".join(f"{key} {old!r} there, {new!r} now" for key, old, new in changes[:3])
     return f"a different config ({shown}{', ...' if len(changes) > 3 else ''})" if changes else "a different config"
 

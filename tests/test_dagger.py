@@ -110,6 +110,12 @@ def test_dagger_refuses_wrong_tracks_and_changed_settings_before_any_work(repo_r
         run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, workers=1), log=lambda _: None)
     with pytest.raises(DaggerError, match=r"other settings \(frames_per_iteration, start_noise\)"):
         run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, start_noise=0.1, workers=1), log=lambda _: None)
+    # The same track files under another spelling of their path are no other setting.
+    spelled = str(repo_root / "drivesim" / "tracks" / "train") + "/", str(repo_root / "tracks" / "holdout" / ".")
+    with pytest.raises(DaggerError, match=r"other settings \(frames_per_iteration\);"):
+        run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, tracks=spelled[0], eval_tracks=spelled[1], workers=1), log=lambda _: None)
+    with pytest.raises(DaggerError, match=r"other settings \(frames_per_iteration, tracks\);"):
+        run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, tracks=str(repo_root / "tracks" / "val"), workers=1), log=lambda _: None)
     (tmp_path / "c" / "dagger-config.json").write_text('{"iterations": 4, "fra')
     with pytest.raises(DaggerError, match="dagger-config.json: not valid JSON"):
         run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=200, workers=1), log=lambda _: None)

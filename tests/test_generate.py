@@ -197,10 +197,17 @@ def pool(two_val_tracks):
     return two_val_tracks
 
 
-def test_resume_refuses_a_track_pool_whose_files_changed(tmp_path, pool, repo_root):
+def test_a_resumed_track_pool_is_judged_by_its_files_not_by_how_its_path_is_spelled(tmp_path, pool, repo_root, monkeypatch):
     import shutil
 
     generate(_pool_config(pool), tmp_path / "r", workers=1, progress=False)
+    (tmp_path / "r" / "shard-00001.h5").unlink()
+    kept = (tmp_path / "r" / "shard-00000.h5").stat().st_mtime_ns
+    monkeypatch.chdir(pool.parent)
+    for spelling in (f"{pool}/", f"./{pool.name}", f"{pool.name}//"):  # tab completion's slash, a relative path
+        generate(_pool_config(spelling), tmp_path / "r", workers=1, progress=False)
+        assert read_manifest(tmp_path / "r").frames == 90
+    assert (tmp_path / "r" / "shard-00000.h5").stat().st_mtime_ns == kept
     (tmp_path / "r" / "shard-00001.h5").unlink()
     (pool / "val-001.json").unlink()
     shutil.copy(repo_root / "tracks" / "holdout" / "holdout-000.json", pool)  # same folder name, other tracks
