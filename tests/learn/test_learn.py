@@ -543,3 +543,22 @@ def test_a_model_keeps_its_camera_and_eval_play_and_generate_drive_it_through_th
     refused = cli("generate", "--out", tmp_path / "dagger-data", "--config", tmp_path / "g.json")
     assert refused.returncode == 2 and "another camera than this run's rig.camera (width 192 vs 160, height 144 vs 120)" in refused.stderr
     assert not (tmp_path / "dagger-data").exists()
+
+
+def test_recordings_made_through_different_cameras_give_the_model_no_camera(tiny_recording, tmp_path, repo_root):
+    from drivesim.config import CameraConfig, GenerateConfig, RigConfig, to_dict
+    from drivesim.generate import generate
+    from drivesim.learn.train import recorded_camera
+
+    wide = tmp_path / "wide"  # the same image size (else they could not be trained on together), a wider view
+    generate(GenerateConfig(frames=10, shard_frames=10, seed=3, tracks=str(repo_root / "tracks" / "val" / "val-000.json"),
+                            rig=RigConfig(camera=CameraConfig(fov=1.5))), wide, workers=1, progress=False)
+    assert recorded_camera((str(tiny_recording), str(tiny_recording))) == to_dict(CameraConfig())
+    assert recorded_camera((str(wide),)) == to_dict(CameraConfig(fov=1.5))
+    assert recorded_camera((str(tiny_recording), str(wide))) is None
+
+    lines: list[str] = []
+    config = TrainConfig(data=(str(tiny_recording), str(wide)), out=str(tmp_path / "m"), model=ModelConfig("small"), max_steps=1, workers=0)
+    train(config, progress=False, log=lines.append)
+    assert any(line.startswith("warning: the --data recordings do not share one camera") for line in lines), lines
+    assert load_checkpoint(tmp_path / "m").camera is None  # eval then renders through the default camera, as before
