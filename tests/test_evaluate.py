@@ -493,7 +493,7 @@ def test_ctrl_c_in_eval_says_what_it_left(repo_root, tmp_path, terminal, when):
 
     record, report = tmp_path / "new" / "rec", tmp_path / "report"
     args = ["eval", "--model", repo_root / "models" / "pilotnet-baseline", "--tracks", repo_root / "tracks" / "val" / "val-000.json",
-            "--laps", 3, "--randomize", "none", "--workers", 1, "--record", record, "--report", report]
+            "--laps", 1, "--randomize", "none", "--workers", 1, "--record", record, "--report", report]  # a lap: a second or two each run
     process = terminal.start(*args)
     try:
         deadline = time.time() + 240
