@@ -1,10 +1,11 @@
 """Writing a file so that a reader finds the old file or the whole new one, never part of one.
 
 Every file drivesim writes that someone may be reading, or that a crash may
-interrupt (manifests, checkpoints, track files, reports), goes through
-`write_atomically`: a temporary file beside the target, flushed and fsynced,
-renamed over the target, then the folder fsynced so the rename survives a
-power cut.
+interrupt (manifests, checkpoints, track files, reports and their pictures),
+goes through `write_atomically`: a temporary file beside the target, flushed
+and fsynced, renamed over the target, then the folder fsynced so the rename
+survives a power cut. Pictures are encoded in memory first (`write_figure`,
+`write_png`), so that a full disk or Ctrl-C never leaves a PNG cut short.
 
 A run that makes an output folder and ends with nothing in it removes the
 folders it made (`missing_folders` before, `remove_empty_folders` after), so
@@ -13,8 +14,10 @@ that a failed or interrupted run leaves no empty folder behind.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+from typing import Any
 
 TMP_SUFFIX = ".tmp"
 """Appended to a file's name while it is being written."""
@@ -32,11 +35,30 @@ def write_atomically(path: Path | str, data: bytes | str) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:  # a full disk: say where
+            error.filename = str(path)
         raise
     fsync_dir(path.parent)
     return path
+
+
+def write_figure(path: Path | str, figure: Any, **savefig: Any) -> Path:
+    """A matplotlib `figure` as a PNG file at `path`, whole or absent; `savefig` as matplotlib's."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", **savefig)
+    return write_atomically(path, buffer.getvalue())
+
+
+def write_png(path: Path | str, image: Any) -> Path:
+    """An OpenCV image (BGR uint8 array) as a PNG file at `path`, whole or absent."""
+    import cv2
+
+    encoded, data = cv2.imencode(".png", image)
+    if not encoded:
+        raise OSError(f"{path}: OpenCV could not encode the image as PNG")
+    return write_atomically(path, data.tobytes())
 
 
 def missing_folders(path: Path | str) -> list[Path]:

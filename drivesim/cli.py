@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -296,7 +297,9 @@ def eval_command(
         rows += [(f"{result.driver}: {lanes}-lane tracks", metrics) for lanes, metrics in result.by_lanes.items()]
     typer.echo(markdown_table(rows))
     if report is not None:
-        typer.echo(f"wrote {write_report(results, report)}")
+        with _say_on_interrupt(lambda: _what_evaluation_left(record)):
+            written = write_report(results, report)
+        typer.echo(f"wrote {written}")
 
 
 @app.command("dagger")
@@ -457,7 +460,7 @@ def _say_on_interrupt(left_behind: Callable[[], str]) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        typer.echo(f"\ndrivesim: {left_behind()}", err=True)
+        typer.echo(f"\ndrivesim: {_signal_name()}{left_behind()}", err=True)
         raise
 
 
@@ -507,10 +510,37 @@ def _user_message(error: Exception) -> str:
     return text
 
 
+_stopped_by: list[int] = []
+"""The termination signal (SIGTERM, SIGHUP) that stopped this run, if one did."""
+
+
+def _stop_as_on_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM or SIGHUP (kill, timeout, a batch scheduler, a closed ssh session) stops a run as Ctrl-C does:
+    the same clean-up and the same words, then exit status 128 + the signal. A second one ends it at once."""
+    _stopped_by.append(signum)
+    signal.signal(signum, signal.SIG_DFL)
+    raise KeyboardInterrupt
+
+
+def _signal_name() -> str:
+    return f"{signal.Signals(_stopped_by[0]).name}: " if _stopped_by else ""
+
+
+def _interrupted_status() -> int:
+    return 128 + _stopped_by[0] if _stopped_by else 130
+
+
 def main() -> None:
     """Console-script entry point: run the app, report user errors in one line."""
+    for name in ("SIGTERM", "SIGHUP"):  # no SIGHUP on Windows
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) == signal.SIG_DFL:  # nohup's SIG_IGN stays
+            signal.signal(getattr(signal, name), _stop_as_on_ctrl_c)
     try:
         app()
+    except SystemExit as ended:
+        if _stopped_by and ended.code == 130:  # typer's status for KeyboardInterrupt
+            sys.exit(_interrupted_status())
+        raise
     except DrivesimError as error:
         typer.echo(f"drivesim: error: {_user_message(error)}", err=True)
         sys.exit(2)
@@ -519,8 +549,8 @@ def main() -> None:
         typer.echo(f"drivesim: error: {where}{error.strerror or _user_message(error)}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("drivesim: interrupted", err=True)
-        sys.exit(130)
+        typer.echo(f"drivesim: {_signal_name()}interrupted", err=True)
+        sys.exit(_interrupted_status())
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivesim.atomic import write_atomically
+from drivesim.atomic import write_atomically, write_figure
 from drivesim.config import MAX_LAPS, MIN_LAPS, GenerateConfig, NoiseConfig, RandomizationConfig, check, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.evaluate import EvalConfig, Evaluation, evaluate
@@ -291,7 +291,7 @@ def plot_dagger(rows: list[dict[str, Any]], path: Path, label: str = "DAgger (ex
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    write_figure(path, fig)
     plt.close(fig)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Sequence
@@ -66,23 +67,33 @@ def _shown(metrics: dict[str, Any], key: str) -> Any:
 
 
 def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
-    """metrics.json, metrics.md and one PNG per evaluation (trajectories and lateral offsets) in `folder`."""
+    """metrics.json, metrics.md and one PNG per evaluation (trajectories and lateral offsets) in `folder`.
+
+    The report is whole or absent: metrics.json, which marks a finished report (`drivesim dagger` takes
+    an evaluation that has one as done), is written last, and an earlier report's is removed before
+    anything else changes. Every picture is drawn in memory first, so Ctrl-C while drawing (the slow
+    part) leaves an earlier report as it was."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    earlier = _pictures_of_report(folder)
     lines = ["# Closed-loop evaluation", "", "## Overall", "", markdown_table([(e.driver, e.overall) for e in evaluations]), ""]
+    pictures: dict[Path, bytes] = {}
     for evaluation in evaluations:
         if evaluation.by_lanes:
             rows = [(f"{lanes}-lane tracks", metrics) for lanes, metrics in evaluation.by_lanes.items()]
             lines += [f"## {evaluation.driver}: by lanes", "", markdown_table(rows), ""]
         lines += [f"## {evaluation.driver}: per track", "", markdown_table([(run.name, run.metrics) for run in evaluation.runs]), ""]
         picture = folder / f"{_slug(evaluation.driver)}.png"
-        plot_runs(evaluation, picture)
+        pictures[picture] = plot_runs(evaluation)
         lines += [f"![{evaluation.driver}]({picture.name})", ""]
     lines += ["Metrics are defined in docs/metrics.md.", ""]
+    metrics = json.dumps({e.driver: e.to_dict() for e in evaluations}, indent=1, sort_keys=True, default=_json_default) + "\n"
+
+    folder.mkdir(parents=True, exist_ok=True)
+    earlier = _pictures_of_report(folder)
+    (folder / "metrics.json").unlink(missing_ok=True)
+    for path, png in pictures.items():
+        write_atomically(path, png)
     write_atomically(folder / "metrics.md", "\n".join(lines))
-    # Last: `drivesim dagger` takes an evaluation whose metrics.json exists as done, pictures included.
-    write_atomically(folder / "metrics.json", json.dumps({e.driver: e.to_dict() for e in evaluations}, indent=1, sort_keys=True, default=_json_default) + "\n")
+    write_atomically(folder / "metrics.json", metrics)
     # This report replaces the folder's earlier one: pictures of drivers it no longer has would be read as its own.
     for stale in earlier - _pictures_of_report(folder):
         stale.unlink(missing_ok=True)
@@ -90,16 +101,22 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
 
 
 def _pictures_of_report(folder: Path) -> set[Path]:
-    """The pictures the report in `folder` (its metrics.json) drew, one per driver; none without a readable report."""
+    """The pictures the report in `folder` (its metrics.json) drew, one per driver; none without a readable
+    report. Another tool's metrics.json (any JSON object of that name) is no report: each of a report's
+    values is an evaluation, with the keys `Evaluation.to_dict` gives it."""
     try:
         drivers = json.loads((folder / "metrics.json").read_text())
     except (OSError, ValueError):
         return set()
-    return {folder / f"{_slug(driver)}.png" for driver in drivers} if isinstance(drivers, dict) else set()
+    if not isinstance(drivers, dict):
+        return set()
+    evaluation_keys = {"driver", "overall", "tracks", "config"}
+    return {folder / f"{_slug(driver)}.png" for driver, value in drivers.items()
+            if isinstance(value, dict) and evaluation_keys <= value.keys() and value["driver"] == driver}
 
 
-def plot_runs(evaluation: Evaluation, path: Path) -> None:
-    """For each track: the map with the driven line coloured by driver, interventions and crashes ringed; the lateral offset over distance.
+def plot_runs(evaluation: Evaluation) -> bytes:
+    """A PNG: for each track: the map with the driven line coloured by driver, interventions and crashes ringed; the lateral offset over distance.
 
     With several looks, every look of a track is drawn over the same row, and the row's title lists each look's figures."""
     import matplotlib
@@ -148,8 +165,10 @@ def plot_runs(evaluation: Evaluation, path: Path) -> None:
     )
     # Keep a strip of 0.45 inch at the top for the title: tight_layout alone lays the first row over it.
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
-    fig.savefig(path)
+    picture = io.BytesIO()
+    fig.savefig(picture, format="png")
     plt.close(fig)
+    return picture.getvalue()
 
 
 def draw_trail(view: TopDownMap, image: np.ndarray, trace: Any) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from arguments import at_least  # scripts/arguments.py: this folder is on sys.path
 
+from drivesim.atomic import write_figure
 from drivesim.config import GenerateConfig, NoiseConfig, RandomizationConfig, RigConfig
 from drivesim.drivers.policy import PolicyDriver
 from drivesim.errors import DrivesimError
@@ -151,7 +152,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xlabel("training frames")
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(path)
+    write_figure(path, fig)
     plt.close(fig)
 
 

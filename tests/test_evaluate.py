@@ -305,8 +305,7 @@ def test_report_draws_every_look_of_a_track_in_one_row(short_track, tmp_path):
     # Two tracks that happen to share a name stay two rows.
     other = replace(two.runs[1], track=copy.copy(two.runs[1].track))
     assert len(runs_by_track(replace(two, runs=[two.runs[0], other]))) == 2
-    plot_runs(two, tmp_path / "looks.png")
-    image = cv2.imread(str(tmp_path / "looks.png"))
+    image = cv2.imdecode(np.frombuffer(plot_runs(two), np.uint8), cv2.IMREAD_COLOR)
     assert image.shape[0] == round(3.2 * 80)  # one row for the track, not one per look
 
 
@@ -320,6 +319,15 @@ def test_a_report_over_an_earlier_one_removes_the_earlier_drivers_pictures_only(
     assert {p.name for p in folder.iterdir()} == {"metrics.json", "metrics.md", "expert.png", "expert--reference.png", "notes.png"}
     write_report([replace(run, driver="models/try")], folder)  # as eval --no-reference into the same --report
     assert {p.name for p in folder.iterdir()} == {"metrics.json", "metrics.md", "try.png", "notes.png"}
+
+    # Another tool's metrics.json names no pictures of a report: its neighbours stay.
+    theirs = tmp_path / "results"
+    theirs.mkdir()
+    (theirs / "metrics.json").write_text(json.dumps({"loss": [1, 2], "accuracy": {"top1": 0.9}}))
+    (theirs / "loss.png").write_bytes(b"theirs")
+    (theirs / "accuracy.png").write_bytes(b"theirs")
+    write_report([run], theirs)
+    assert {p.name for p in theirs.iterdir()} == {"metrics.json", "metrics.md", "expert.png", "loss.png", "accuracy.png"}
 
 
 def test_the_report_trail_breaks_where_a_crash_put_the_car_back(short_track):
@@ -472,23 +480,42 @@ def test_one_and_two_lane_tracks_get_their_own_totals(repo_root, tmp_path, short
     assert "| 1-lane interv./km | 2-lane interv./km |" in table and f"| {mixed.by_lanes[2]['interventions_per_km']:.2f} |" in table
 
 
-def test_a_report_that_fails_midway_leaves_no_metrics_json(short_track, tmp_path, monkeypatch):
+def test_a_report_stopped_midway_is_whole_or_absent(short_track, tmp_path, monkeypatch):
     # dagger takes an evaluation folder holding metrics.json as done: it must be written after the pictures.
     import drivesim.report as report
 
     evaluation = evaluate(AlwaysLeft(), config_for(short_track, laps=0.05))
+    report.write_report([evaluation], tmp_path / "earlier")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "earlier").iterdir()}
+    drawn = report.plot_runs
 
-    def broken_plot(*args):
-        raise OSError("disk full")
+    def stopped_at_the_second_picture(evaluation):
+        if evaluation.driver == "second":
+            raise KeyboardInterrupt  # Ctrl-C while drawing, the slow part
+        return drawn(evaluation)
 
-    monkeypatch.setattr(report, "plot_runs", broken_plot)
-    with pytest.raises(OSError, match="disk full"):
-        report.write_report([evaluation], tmp_path / "r")
-    assert not (tmp_path / "r" / "metrics.json").exists()
+    monkeypatch.setattr(report, "plot_runs", stopped_at_the_second_picture)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_report([replace(evaluation, driver="first"), replace(evaluation, driver="second")], tmp_path / "earlier")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "earlier").iterdir()} == before  # the earlier report, untouched
+    with pytest.raises(KeyboardInterrupt):
+        report.write_report([replace(evaluation, driver="second")], tmp_path / "new" / "r")
+    assert not (tmp_path / "new").exists()
+
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(report, "plot_runs", drawn)
+    monkeypatch.setattr(report, "write_atomically", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        report.write_report([evaluation], tmp_path / "earlier")
+    assert not (tmp_path / "earlier" / "metrics.json").exists()  # no report rather than a mix of two
 
 
-@pytest.mark.parametrize("when", ["network", "reference"])
+@pytest.mark.parametrize("when", ["network", "reference", "network, SIGHUP"])
 def test_ctrl_c_in_eval_says_what_it_left(repo_root, tmp_path, terminal, when):
+    """And SIGHUP or SIGTERM (a closed ssh session, a batch scheduler), sent to drivesim alone, stops it the same way."""
+    import signal
     import time
 
     record, report = tmp_path / "new" / "rec", tmp_path / "report"
@@ -498,17 +525,24 @@ def test_ctrl_c_in_eval_says_what_it_left(repo_root, tmp_path, terminal, when):
     try:
         deadline = time.time() + 240
         # The network's run records into a temporary shard; the manifest comes when it is done, before the reference run.
-        started = (lambda: list(record.glob("*.tmp"))) if when == "network" else (lambda: (record / "manifest.json").exists())
+        started = (lambda: list(record.glob("*.tmp"))) if when.startswith("network") else (lambda: (record / "manifest.json").exists())
         while not started():
             assert process.poll() is None and time.time() < deadline, process.communicate()
             time.sleep(0.02)
-        terminal.ctrl_c(process)
+        if when.endswith("SIGHUP"):
+            process.send_signal(signal.SIGHUP)
+        else:
+            terminal.ctrl_c(process)
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 130, err
     last = err.strip().splitlines()[-1]
     assert not report.exists()
+    if when.endswith("SIGHUP"):
+        assert process.returncode == 128 + signal.SIGHUP, err
+        assert last == "drivesim: SIGHUP: interrupted; no recording or report was written" and not (tmp_path / "new").exists(), err
+        return
+    assert process.returncode == 130, err
     if when == "network":
         assert last == "drivesim: interrupted; no recording or report was written" and not (tmp_path / "new").exists(), err
     else:

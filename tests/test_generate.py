@@ -489,6 +489,33 @@ def test_ctrl_c_stops_the_workers_at_once(tmp_path, repo_root, terminal):
         assert info.frames == 200
 
 
+def test_sigterm_to_drivesim_alone_stops_it_and_its_workers_as_ctrl_c_does(tmp_path, repo_root, terminal):
+    # kill, timeout and batch schedulers send SIGTERM to drivesim's process only, not to its workers.
+    args = ["generate", "--frames", 20000, "--shard-frames", 200, "--episode-frames", 100, "--tracks", repo_root / "tracks" / "val", "--workers", 2, "--out", tmp_path / "r"]
+    process = terminal.start(*args)
+    try:
+        deadline = time.time() + 120
+        while not list((tmp_path / "r").glob("shard-*.h5")):
+            assert process.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        process.terminate()
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "drivesim: SIGTERM: interrupted; finished parts are kept, and the same command resumes from them"
+    assert not list((tmp_path / "r").glob("*.tmp"))
+    deadline = time.time() + 10
+    while time.time() < deadline:  # the process group: its workers end with it
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("a worker outlived drivesim")
+
+
 @pytest.mark.parametrize(
     "command",
     [

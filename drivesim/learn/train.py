@@ -14,7 +14,6 @@ read, augmented and preprocessed by the DataLoader's CPU workers.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -29,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from drivesim import __version__
-from drivesim.atomic import write_atomically
+from drivesim.atomic import write_atomically, write_figure
 from drivesim.config import CameraConfig, check, from_dict, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.learn.augment import AugmentConfig, augment, correct_for_camera
@@ -405,10 +404,8 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png")
+    write_figure(path, fig)
     plt.close(fig)
-    write_atomically(path, image.getvalue())
 
 
 __all__ = ["TrainConfig", "TrainingError", "TrainingFrames", "train"]

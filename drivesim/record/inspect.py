@@ -14,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from drivesim.atomic import write_figure, write_png
 from drivesim.record.reader import open_recording, open_shard
 from drivesim.record.schema import DRIVERS, Event, RecordingError
 
@@ -183,9 +184,7 @@ def contact_sheet(
             sheet[y : y + tile_h, x : x + tile_w] = tile
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out_png), sheet):
-        raise RecordingError(f"{out_png}: could not write the PNG")
-    return out_png
+    return write_png(out_png, sheet)
 
 
 def plot_histograms(summary: dict[str, Any], out_png: str | Path) -> Path:
@@ -215,7 +214,7 @@ def plot_histograms(summary: dict[str, Any], out_png: str | Path) -> Path:
     ax.set_title(f"event onsets ({summary['frames']} frames, {summary['episodes']} episodes)", fontsize=9)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_png, dpi=100, metadata={"Software": None})
+    write_figure(out_png, figure, dpi=100, metadata={"Software": None})
     return out_png
 
 

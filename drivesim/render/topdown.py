@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from drivesim.atomic import write_png
 from drivesim.config import CarConfig
 from drivesim.sim.car import CarState, footprint
 from drivesim.track.geometry import Track
@@ -124,9 +125,7 @@ def preview_tracks(tracks: list[Track], out: Path | str, tile: int = 360, column
         cv2.rectangle(sheet, (c * tile, r * tile), ((c + 1) * tile - 1, (r + 1) * tile - 1), (255, 255, 255), 2)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{out}: could not write the image (is the extension .png?)")
-    return out
+    return write_png(out, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 def _draw_scale_bar(image: np.ndarray, pixels_per_metre: float) -> None:
