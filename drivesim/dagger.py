@@ -24,7 +24,7 @@ from drivesim.errors import DrivesimError
 from drivesim.evaluate import EvalConfig, Evaluation, evaluate
 from drivesim.generate import generate
 from drivesim.learn import AugmentConfig, ModelConfig
-from drivesim.learn.train import TrainConfig, check_device_name, train, training_device
+from drivesim.learn.train import MAX_TORCH_SEED, TrainConfig, check_device_name, train, training_device
 from drivesim.processes import usable_cores
 from drivesim.track import TrackError, load_tracks, track_set_sha256
 
@@ -83,6 +83,7 @@ class DaggerConfig:
     def __post_init__(self) -> None:
         check(1 <= self.iterations < BASELINE_SEED_OFFSET, f"dagger needs 1 to {BASELINE_SEED_OFFSET - 1} iterations")
         check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        check(self.seed <= MAX_TORCH_SEED, f"seed must be at most 2**64 - 1 (torch's seeds: it seeds training), got {self.seed}")
         check(self.frames_per_iteration >= 100, "frames_per_iteration must be at least 100")
         check(self.shard_frames >= 1, "shard_frames must be at least 1")
         check(self.randomize in ("none", "light", "full"), "randomize must be none, light or full")

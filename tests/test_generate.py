@@ -357,7 +357,7 @@ def test_corrupt_shard_is_reported_clearly(tmp_path, tiny_recording):
         (["--seed", -1], "--seed"),
         (["--cameras", "center,center"], "more than once"),
         (["--cameras", "center,"], "--cameras must name center, and may add left and right"),
-        (["--cameras", ""], "--cameras must name center, and may add left and right"),
+        (["--cameras", ""], "--cameras is empty (an unset shell variable?)"),
         (["--cameras", "left,right"], "--cameras must name center"),
         (["--frames", 10**11, "--shard-frames", 1], "raise shard_frames"),  # once built a list of 1e11 shards
         (["--frames", 1001, "--shard-frames", 1001, "--episode-frames", 1], "1,001 episodes a shard"),  # failed 1,000 frames in
@@ -367,6 +367,22 @@ def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
     result = cli("generate", "--out", tmp_path / "x", *args)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["generate", "--frames", "5", "--out", ""], "--out is empty"),
+        (["train", "--data", "rec", "--out="], "--out is empty"),
+        (["eval", "--model", "expert", "--report", ""], "--report is empty"),
+        (["inspect", ""], "the argument after 'inspect' is empty"),
+    ],
+)
+def test_an_empty_argument_is_refused_not_taken_for_the_current_folder(tmp_path, args, message):
+    # `--out "$OUT"` with OUT unset: Path("") is ".", and a model or report would land among the user's files.
+    result = subprocess.run([sys.executable, "-m", "drivesim.cli", *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip() == f"drivesim: error: {message} (an unset shell variable?)", result.stderr
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(

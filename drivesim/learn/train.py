@@ -48,6 +48,10 @@ def check_device_name(name: str) -> None:
     check(re.fullmatch(DEVICE_PATTERN, name) is not None, f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
 
 
+MAX_TORCH_SEED = 2**64 - 1
+"""The largest seed torch.manual_seed takes."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on."""
@@ -87,6 +91,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check(len(self.data) > 0, "train needs at least one --data recording")
+        check(0 <= self.seed <= MAX_TORCH_SEED, f"seed must be in [0, 2**64 - 1] (torch's seeds), got {self.seed}")
         check(len(set(self.cameras)) == len(self.cameras), f"cameras must not repeat, got {', '.join(self.cameras)}")
         check(self.epochs >= 1 and self.batch >= 1, "epochs and batch must be at least 1")
         check(0 < self.val_fraction < 0.9, "val_fraction must be in (0, 0.9)")

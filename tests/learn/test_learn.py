@@ -143,6 +143,9 @@ def test_a_run_that_diverges_fails_and_writes_no_model(tiny_recording, tmp_path)
     assert not (tmp_path / "m").exists()
     with pytest.raises(ConfigError, match="--lr"):
         TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / "n"), lr=float("inf"))
+    for seed in (-1, 2**64):  # from a config file: torch.manual_seed raised an OverflowError at 2**64
+        with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*64 - 1\]"):
+            TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / "n"), seed=seed)
 
 
 def test_too_few_frames_to_hold_some_out_is_a_clear_error(tmp_path, repo_root):
