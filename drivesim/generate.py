@@ -258,6 +258,10 @@ class GenerateResult:
         return self.made_frames / max(self.seconds, 1e-9)
 
 
+OTHER_RECORDERS = {"play": "drivesim play (a person, the expert or a network driving)", "evaluation": "drivesim eval --record"}
+"""A manifest's extra "kind" -> what made that recording, for a folder `generate` must not take as its own."""
+
+
 def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[int, ShardInfo]:
     """Check `folder` against `config`; return the finished shards that can be kept.
 
@@ -281,6 +285,10 @@ def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[in
             if not force:
                 raise GenerateError(f"{error}; use --force to replace the recording, or choose another --out") from None
         else:
+            made_by = OTHER_RECORDERS.get(recorded.extra.get("kind"))
+            if made_by and not force:
+                raise GenerateError(f"{folder} holds a recording made by {made_by}, not by generate; choose another --out "
+                                    "(--force would delete it)")
             if same_config(recorded.config, fingerprint):
                 listed = {info.file: info for info in recorded.shards}
             elif not force:

@@ -187,6 +187,14 @@ def test_other_config_is_never_overwritten_without_force(tmp_path, repo_root):
     generate(changed, tmp_path / "r", workers=1, force=True, progress=False)
     assert read_manifest(tmp_path / "r").config["seed"] == 1
 
+    # A recording of a network's or a person's driving is named as such: --force would delete it.
+    from drivesim.drivers import ExpertDriver
+    from drivesim.evaluate import EvalConfig, evaluate
+
+    evaluate(ExpertDriver(), EvalConfig(tracks=str(repo_root / "tracks" / "val" / "val-000.json"), laps=0.02), record=tmp_path / "evaluated")
+    with pytest.raises(GenerateError, match=r"evaluated holds a recording made by drivesim eval --record, not by generate; choose another --out \(--force would delete it\)"):
+        generate(config, tmp_path / "evaluated", workers=1, progress=False)
+
 
 def _pool_config(tracks, **kwargs) -> GenerateConfig:
     return GenerateConfig(frames=90, shard_frames=30, episode_frames=30, seed=4, tracks=str(tracks), **kwargs)
