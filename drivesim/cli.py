@@ -17,6 +17,7 @@ from pathlib import Path
 
 import typer
 
+from drivesim.atomic import missing_folders, remove_empty_folders
 from drivesim.config import MAX_LAPS, MIN_LAPS, CameraConfig, TrackConfig, from_dict, load_json, read_json
 from drivesim.errors import DrivesimError
 from drivesim.processes import usable_cores
@@ -89,10 +90,15 @@ def tracks_generate(
     if other and not force:
         which = f"{other[0]} already holds another track" if len(other) == 1 else f"{len(other)} files already hold other tracks, {other[0]} first"
         raise DrivesimError(f"{which}; use another --out or --seed, or --force to replace them")
-    for path, track in tracks.items():
-        save_track(track, path)
-        if count < 2:
-            typer.echo(f"{path}: {track.length:.0f} m, {track.width:g} m wide, {track.lanes} lane(s)")
+    made = missing_folders(out)
+    try:
+        for path, track in tracks.items():
+            save_track(track, path)
+            if count < 2:
+                typer.echo(f"{path}: {track.length:.0f} m, {track.width:g} m wide, {track.lanes} lane(s)")
+    except BaseException:  # a full disk before the first track: no empty folder left behind
+        remove_empty_folders(made)
+        raise
     if count >= 2:
         typer.echo(f"wrote {count} tracks to {out}")
 

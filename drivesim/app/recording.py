@@ -245,5 +245,7 @@ class PlayRecorder:
             self.abort()
             raise
         finally:
-            self.wait()
-            remove_empty_folders(self._made_folders)
+            try:
+                self.wait()
+            finally:  # a stretch that failed (a full disk) raises here, and leaves no folder of its own behind
+                remove_empty_folders(self._made_folders)

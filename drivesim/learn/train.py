@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from drivesim import __version__
-from drivesim.atomic import write_atomically, write_figure
+from drivesim.atomic import missing_folders, remove_empty_folders, write_atomically, write_figure
 from drivesim.config import CameraConfig, check, from_dict, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.learn.augment import AugmentConfig, augment, correct_for_camera
@@ -173,7 +173,17 @@ def recording_fingerprints(folders: tuple[str, ...]) -> list[dict[str, Any]]:
 
 
 def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the training; returns the log that is also written to train-log.json."""
+    """Run the training; returns the log that is also written to train-log.json. A run that fails or is
+    interrupted before its first model is saved (a full disk, Ctrl-C) leaves no empty --out folder."""
+    made = missing_folders(config.out)
+    try:
+        return _run_training(config, progress, log)
+    except BaseException:
+        remove_empty_folders(made)
+        raise
+
+
+def _run_training(config: TrainConfig, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
     from tqdm import tqdm
 
     out = Path(config.out)
@@ -266,7 +276,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         improved = val_loss < best
         if improved:
             if not math.isfinite(best):  # the first save replaces an earlier run's model: its log no longer describes it
-                # Made only now, so that a run refused, diverged or interrupted before it has a model leaves no empty folder.
+                # Made only now, so that a run refused or diverged before it has a model leaves no empty folder.
                 out.mkdir(parents=True, exist_ok=True)
                 for stale in ("train-log.json", "loss.png"):
                     (out / stale).unlink(missing_ok=True)

@@ -206,6 +206,15 @@ def test_a_shard_that_cannot_be_completed_is_deleted(make_app, tmp_path):
     assert leftovers(folder) == [] and sorted(p.name for p in folder.glob("shard-*")) == ["shard-00000.h5"]
     assert len(read_all(folder)["meta/driver"]) == 10
 
+    # When the only stretch fails (a full disk), the folders the session made for it go too.
+    app = make_app(record=str(tmp_path / "new" / "bad"), driver=Mode.AUTOPILOT)
+    add = app.session.recorder.add_frame
+    app.session.recorder.add_frame = corrupt
+    frames(app, 5)
+    with pytest.raises(RecordingError, match="not finite"):
+        app.run()
+    assert not (tmp_path / "new").exists()
+
 
 def test_reset_new_track_look_and_camera_keys(make_app, tmp_path):
     app = make_app(record=str(tmp_path / "keys"), driver=Mode.AUTOPILOT)

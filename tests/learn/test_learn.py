@@ -143,6 +143,16 @@ def test_a_run_that_diverges_fails_and_writes_no_model(tiny_recording, tmp_path)
     assert not (tmp_path / "m").exists()
     with pytest.raises(ConfigError, match="--lr"):
         TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / "n"), lr=float("inf"))
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    import drivesim.learn.train as training
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "save_checkpoint", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            train(replace(config, lr=1e-3, out=str(tmp_path / "full" / "m")), progress=False, log=lambda _: None)
+    assert not (tmp_path / "full").exists()  # no empty --out folder left behind
     for seed in (-1, 2**64):  # from a config file: torch.manual_seed raised an OverflowError at 2**64
         with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*64 - 1\]"):
             TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / "n"), seed=seed)
