@@ -192,7 +192,12 @@ def inspect_command(
     if camera not in cameras:
         raise DrivesimError(f"--camera {camera!r} is not in {recording}; it has {', '.join(sorted(cameras))}")
     folder = out or recording
-    _check_folder_option(folder, "--out")
+    try:
+        _check_folder_option(folder, "--out")
+    except DrivesimError:
+        if out is None:  # a recording on a read-only share: the pictures must go elsewhere
+            raise DrivesimError(f"{recording} is not writable, and the pictures go into the recording unless --out names another folder") from None
+        raise
     if verify:
         verify_recording(recording)
     summary = summarize_recording(recording)

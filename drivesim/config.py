@@ -495,6 +495,11 @@ def load_json(cls: type[T], path: Path, ignore: tuple[str, ...] = (), overrides:
     (plain data, nested sections merged key by key) replace the file's values before anything is checked,
     so a limit between two values is judged on the values that will run."""
     data = read_json(path, ignore)
+    names = {field.name for field in dataclasses.fields(cls)}
+    # A train-log.json, dagger.json or manifest.json holds a run's config under "config", beside its results.
+    if isinstance(data, dict) and isinstance(data.get("config"), dict) and "config" not in names and not set(data) <= names:
+        raise ConfigError(f"{path} is a run's log or manifest, not a config file: its \"config\" section is the run's "
+                          "config; save that section as a file of its own and give that")
     return from_dict(cls, merge_plain(data, overrides or {}), str(path))
 
 

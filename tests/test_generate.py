@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from drivesim.config import CarConfig, GenerateConfig, RandomizationConfig, to_dict
+from drivesim.errors import DrivesimError
 from drivesim.generate import GenerateError, LastScene, generate, plan_shards, shard_groups, write_shard
 from drivesim.record import (
     Event,
@@ -232,6 +233,9 @@ def test_a_recordings_stored_config_works_as_config_file(tmp_path, pool):
     result = cli("generate", "--config", tmp_path / "run.json", "--out", tmp_path / "b", "--workers", 1)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "b" / "manifest.json").read_bytes() == (tmp_path / "a" / "manifest.json").read_bytes()
+    # The manifest itself is no config: the error says where its config is, not which ten keys are unknown.
+    result = cli("generate", "--config", tmp_path / "a" / "manifest.json", "--out", tmp_path / "c")
+    assert result.returncode == 2 and "manifest.json is a run's log or manifest, not a config file: its \"config\" section" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize(
@@ -410,6 +414,15 @@ def test_number_options_name_the_option_and_its_range(tmp_path, command, option,
     result = cli(*command.split(), *required, tmp_path / "x", option, value)
     assert result.returncode == 2 and f"Invalid value for '{option}': {message}" in result.stderr, result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_inspect_of_a_recording_it_cannot_write_asks_for_out(tiny_recording, monkeypatch):
+    import drivesim.cli as command_line
+
+    # As on a read-only share (chmod cannot show it to root, who may write anyway).
+    monkeypatch.setattr(command_line.os, "access", lambda path, mode: Path(path) != tiny_recording)
+    with pytest.raises(DrivesimError, match="rec is not writable, and the pictures go into the recording unless --out names another folder"):
+        command_line.inspect_command(tiny_recording, out=None, samples=1, camera="center", verify=False)
 
 
 def test_inspect_writes_pictures(tmp_path, tiny_recording):

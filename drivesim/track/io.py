@@ -111,6 +111,8 @@ def track_files(source: Path | str) -> list[Path]:
         if bundled.exists():
             source = bundled
     if source.is_dir():
+        if (source / "manifest.json").is_file() and any(source.glob("shard-*.h5")):
+            raise TrackError(f"{source} is a recording folder, not a folder of track files (such as tracks/train)")
         files = sorted(source.glob("*.json"))
         if not files:
             raise TrackError(f"{source}: no track files (*.json) in this folder")

@@ -80,6 +80,11 @@ def test_missing_file_and_empty_folder(tmp_path):
         load_tracks(tmp_path)
 
 
+def test_a_recording_given_as_tracks_is_named_as_such(tiny_recording):
+    with pytest.raises(TrackError, match="rec is a recording folder, not a folder of track files"):
+        load_tracks(tiny_recording)  # its manifest.json once read as a track file of format_version None
+
+
 def test_two_tracks_of_one_name_in_a_set_are_refused(tmp_path, repo_root):
     import shutil
 
