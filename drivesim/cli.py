@@ -18,7 +18,16 @@ from pathlib import Path
 import typer
 
 from drivesim.atomic import missing_folders, remove_empty_folders
-from drivesim.config import MAX_LAPS, MIN_LAPS, CameraConfig, TrackConfig, from_dict, load_json, read_json
+from drivesim.config import (
+    MAX_LAPS,
+    MIN_LAPS,
+    CameraConfig,
+    TrackConfig,
+    check_camera_names,
+    from_dict,
+    load_json,
+    read_json,
+)
 from drivesim.errors import DrivesimError
 from drivesim.processes import usable_cores
 
@@ -454,10 +463,7 @@ def _holds_track(path: Path, data: dict) -> bool:
 
 def _camera_list(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(","))
-    if not set(names) <= {"center", "left", "right"} or "center" not in names:
-        raise DrivesimError(f"--cameras must name center, and may add left and right (comma-separated), got {text!r}")
-    if len(set(names)) != len(names):  # train would make every frame of a repeated camera two samples
-        raise DrivesimError(f"--cameras names a camera more than once: {text!r}")
+    check_camera_names(names, "--cameras")
     return names
 
 

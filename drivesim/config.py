@@ -221,12 +221,18 @@ class RigConfig:
     """Intrinsics and mounting shared by every camera of the rig."""
 
     def __post_init__(self) -> None:
-        unknown = set(self.cameras) - {"center", "left", "right"}
-        check(not unknown, f"unknown camera name(s) {sorted(unknown)}; known: center, left, right")
-        # The centre camera is the one a network drives with, validates on and `inspect` shows.
-        check("center" in self.cameras, "rig cameras must include center (left and right are recovery views beside it)")
-        check(len(set(self.cameras)) == len(self.cameras), "rig camera names must be unique")
+        check_camera_names(self.cameras, "rig cameras")
         check(0 <= self.side_offset <= 3, "rig side_offset must be in [0, 3] m")
+
+
+def check_camera_names(names: typing.Sequence[str], what: str) -> None:
+    """ConfigError, naming `what` (an option or a field), unless `names` is center with left and right or
+    without them, each once. The centre camera is the one a network drives with, validates on and `inspect`
+    shows; left and right are recovery views beside it."""
+    check(bool(names) and "center" in names and set(names) <= {"center", "left", "right"},
+          f"{what} must name center, and may add left and right, got {', '.join(map(repr, names)) or 'none'}")
+    # A repeated camera would be recorded twice, and be two samples of every frame in training.
+    check(len(set(names)) == len(names), f"{what} names a camera more than once: {', '.join(map(repr, names))}")
 
 
 RANDOMIZATION_LEVELS = {"none": 0.0, "light": 0.4, "full": 1.0}

@@ -64,7 +64,7 @@ def test_learning_curve_checks_the_baselines_log_before_generating_anything(repo
     "args, reason",
     [
         (["--baseline", "no-such-model"], "no such checkpoint"),
-        (["--cameras", "center,middle"], "unknown camera"),
+        (["--cameras", "center,middle"], "rig cameras must name center, and may add left and right, got 'center', 'middle'"),
         (["--sizes", "0"], "at least 1"),
     ],
 )

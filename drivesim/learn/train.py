@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from drivesim import __version__
 from drivesim.atomic import missing_folders, remove_empty_folders, write_atomically, write_figure
-from drivesim.config import CameraConfig, check, from_dict, to_dict
+from drivesim.config import CameraConfig, check, check_camera_names, from_dict, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.learn.augment import AugmentConfig, augment, correct_for_camera
 from drivesim.learn.checkpoint import WEIGHTS_FILE, save_checkpoint
@@ -92,14 +92,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check(len(self.data) > 0, "train needs at least one --data recording")
         check(0 <= self.seed <= MAX_TORCH_SEED, f"seed must be in [0, 2**64 - 1] (torch's seeds), got {self.seed}")
-        check(len(set(self.cameras)) == len(self.cameras), f"cameras must not repeat, got {', '.join(self.cameras)}")
         check(self.epochs >= 1 and self.batch >= 1, "epochs and batch must be at least 1")
         check(0 < self.val_fraction < 0.9, "val_fraction must be in (0, 0.9)")
         check(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a number > 0, got {self.lr:g}")
         check(self.workers is None or self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
         check_device_name(self.device)
-        check(bool(self.cameras) and "center" in self.cameras and set(self.cameras) <= {"center", "left", "right"},
-              f"cameras must name center, and may add left and right, got {list(self.cameras)}")
+        check_camera_names(self.cameras, "cameras")
         smallest = smallest_input(self.model.architecture)
         check(min(self.preprocessing.height, self.preprocessing.width) >= smallest,
               f"the {self.model.architecture} network needs inputs of at least {smallest}x{smallest} px; "
