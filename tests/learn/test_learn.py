@@ -133,7 +133,7 @@ def test_the_loader_rate_does_not_time_the_batches_workers_prefetched():
     rate = measure_loader(torch.utils.data.DataLoader(_SlowFrames(8, seconds=0.05), batch_size=2, num_workers=2), batches=5, warmup=3)
     assert rate <= 40
     rate = measure_loader(torch.utils.data.DataLoader(_SlowFrames(24, seconds=0.05), batch_size=2, num_workers=2), batches=5, warmup=3)
-    assert 20 < rate <= 40  # batches timed after the prefetched ones
+    assert 10 < rate <= 40  # batches timed after the prefetched ones (40 frames/s at best; slower on a busy machine)
 
 
 def test_a_run_that_diverges_fails_and_writes_no_model(tiny_recording, tmp_path):
