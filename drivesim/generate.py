@@ -110,7 +110,7 @@ def same_config(stored: Any, fingerprint: dict[str, Any]) -> bool:
     if old_tracks and new_tracks:
         if old_tracks != new_tracks:
             return False
-        old.pop("tracks", None), new.pop("tracks", None)
+        del old["tracks"], new["tracks"]  # the same files: how the path was spelled does not matter
     if old != new:
         return False
     if old_digest and new_digest:
