@@ -531,11 +531,18 @@ _stopped_by: list[int] = []
 """The termination signal (SIGTERM, SIGHUP) that stopped this run, if one did."""
 
 
+TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))  # no SIGHUP on Windows
+"""Signals that stop drivesim as Ctrl-C does (`_stop_as_on_ctrl_c`)."""
+
+
 def _stop_as_on_ctrl_c(signum: int, frame: object) -> None:
     """SIGTERM or SIGHUP (kill, timeout, a batch scheduler, a closed ssh session) stops a run as Ctrl-C does:
-    the same clean-up and the same words, then exit status 128 + the signal. A second one ends it at once."""
+    the same clean-up and the same words, then exit status 128 + the signal. Those that follow are ignored
+    while it cleans up: `timeout` and schedulers signal the process and then its whole group, and a
+    closed terminal sends SIGHUP and then SIGTERM. (SIGKILL still ends it at once.)"""
     _stopped_by.append(signum)
-    signal.signal(signum, signal.SIG_DFL)
+    for other in TERMINATION_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -561,9 +568,9 @@ def _refuse_empty_arguments(arguments: list[str]) -> None:
 
 def main() -> None:
     """Console-script entry point: run the app, report user errors in one line."""
-    for name in ("SIGTERM", "SIGHUP"):  # no SIGHUP on Windows
-        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) == signal.SIG_DFL:  # nohup's SIG_IGN stays
-            signal.signal(getattr(signal, name), _stop_as_on_ctrl_c)
+    for signum in TERMINATION_SIGNALS:
+        if signal.getsignal(signum) == signal.SIG_DFL:  # nohup's ignored SIGHUP stays ignored
+            signal.signal(signum, _stop_as_on_ctrl_c)
     try:
         _refuse_empty_arguments(sys.argv[1:])
         app()

@@ -74,7 +74,29 @@ def init_worker(torch_threads: int) -> None:
             continue
         if callable(handler) and handler is not signal.default_int_handler:
             signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    # SIGTERM and SIGHUP reach the workers too when sent to the process group (timeout, batch schedulers, a
+    # closed terminal), and the parent's death sends SIGTERM (below): they stop a worker as Ctrl-C does, so
+    # that it deletes its unfinished shard instead of dying with it half-written.
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:
+            signal.signal(getattr(signal, name), signal.default_int_handler)
     _end_with_parent()
+
+
+def end_quietly_on_termination(worker_id: int = 0) -> None:
+    """A DataLoader's `worker_init_fn`: SIGTERM or SIGHUP ends the worker at once, with status 0.
+
+    Sent to the process group (timeout, a batch scheduler, a closed terminal), they reach the loader's
+    workers too. torch's own handler lets a worker die by the signal, and the training process, stopping
+    as on Ctrl-C, then raised that death as a RuntimeError with a traceback. A worker only reads frames:
+    there is nothing of its own to clean up."""
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _exit_quietly)
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    os._exit(0)
 
 
 def _end_with_parent() -> None:

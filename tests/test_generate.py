@@ -526,8 +526,8 @@ def test_ctrl_c_stops_the_workers_at_once(tmp_path, repo_root, terminal):
         assert info.frames == 200
 
 
-def test_sigterm_to_drivesim_alone_stops_it_and_its_workers_as_ctrl_c_does(tmp_path, repo_root, terminal):
-    # kill, timeout and batch schedulers send SIGTERM to drivesim's process only, not to its workers.
+@pytest.mark.parametrize("group", [False, True], ids=["to drivesim alone (kill)", "then to its group (timeout, schedulers)"])
+def test_sigterm_stops_drivesim_and_its_workers_as_ctrl_c_does(tmp_path, repo_root, terminal, group):
     args = ["generate", "--frames", 20000, "--shard-frames", 200, "--episode-frames", 100, "--tracks", repo_root / "tracks" / "val", "--workers", 2, "--out", tmp_path / "r"]
     process = terminal.start(*args)
     try:
@@ -536,6 +536,8 @@ def test_sigterm_to_drivesim_alone_stops_it_and_its_workers_as_ctrl_c_does(tmp_p
             assert process.poll() is None and time.time() < deadline
             time.sleep(0.05)
         process.terminate()
+        if group:  # the workers get it too, and the main process a second one
+            os.killpg(process.pid, signal.SIGTERM)
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()

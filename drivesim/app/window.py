@@ -92,11 +92,11 @@ class App:
         self.log = log or (lambda message: None)
         self.running = True
         self._signal: int | None = None
-        # Ctrl-C and SIGTERM only ask the loop to stop (see `run`), from now until `close`; installed before
+        # Ctrl-C, SIGTERM and SIGHUP only ask the loop to stop (see `run`), from now until `close`; installed before
         # SDL starts, so SDL does not turn SIGTERM into a plain window close.
         self._handlers: dict[int, object] = {}
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
                 self._handlers[signum] = signal.signal(signum, self._stop_on_signal)
         try:
             # The session first: a bad model or recording folder fails before a window opens.
@@ -304,7 +304,8 @@ class App:
         return RunStats(self.frames, self.session.steps - steps_before, self.frames - frames0, time.perf_counter() - time0, self._work - work0)
 
     def _stop_on_signal(self, signum: int, frame: object) -> None:
-        self._signal = signum
+        if self._signal is None:  # the first says how the run ends (timeout signals the process, then its group)
+            self._signal = signum
         self.running = False
 
     def close(self) -> None:

@@ -35,7 +35,7 @@ from drivesim.learn.augment import AugmentConfig, augment, correct_for_camera
 from drivesim.learn.checkpoint import WEIGHTS_FILE, save_checkpoint
 from drivesim.learn.models import ModelConfig, build_model, parameter_count, smallest_input
 from drivesim.learn.preprocess import Preprocessing
-from drivesim.processes import usable_cores
+from drivesim.processes import end_quietly_on_termination, usable_cores
 from drivesim.record import RecordingDataset, open_recording
 
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
@@ -216,7 +216,8 @@ def _run_training(config: TrainConfig, progress: bool, log: Callable[[str], None
     # whenever it starts a pass: every epoch without workers, once a run with persistent ones. From torch's
     # global generator, those draws would shift the dropout masks drawn in this process with --workers.
     loader_seeds = torch.Generator().manual_seed(config.seed)
-    loader_args = {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": device.type == "cuda", "generator": loader_seeds}
+    loader_args = {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": device.type == "cuda", "generator": loader_seeds,
+                   "worker_init_fn": end_quietly_on_termination if workers > 0 else None}
     train_loader = DataLoader(train_set, batch_size=config.batch, sampler=order, drop_last=len(order) > config.batch, **loader_args)
     val_loader = DataLoader(val_set, batch_size=256, shuffle=False, **loader_args)
     loader_rate = measure_loader(train_loader, batches=20)

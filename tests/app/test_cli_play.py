@@ -19,7 +19,7 @@ def play(*args, **kwargs):
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGHUP, 128 + signal.SIGHUP)])
 def test_ctrl_c_or_kill_mid_recording_leaves_a_complete_recording(tmp_path, track_file, signum, status):
     folder = tmp_path / "rec"
     process = play("--track", track_file, "--record", folder, "--driver", "autopilot", "--size", "320x240", "--randomize", "none")

@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -493,6 +494,20 @@ def test_ctrl_c_during_training_says_what_it_left(tiny_recording, tmp_path, term
     assert (out / "model.safetensors").exists() and not (out / "train-log.json").exists()
     again = subprocess.run([sys.executable, "-m", "drivesim.cli", *args], capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "from an interrupted run" in again.stderr, again.stderr
+
+    # SIGTERM as `timeout` sends it, to the process and then its group, loader workers included: the same stop.
+    process = terminal.start("train", "--data", tiny_recording, "--out", tmp_path / "t", "--epochs", 1000, "--batch", 1, "--model", "small", "--workers", 2)
+    try:
+        for line in process.stdout:
+            if line.startswith("epoch 1:"):
+                process.terminate()
+                os.killpg(process.pid, signal.SIGTERM)
+                break
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("drivesim: SIGTERM: interrupted; ") and (tmp_path / "t" / "model.safetensors").exists(), err
 
 
 def test_validating_on_a_training_recording_is_warned_about(tiny_recording, tmp_path):
