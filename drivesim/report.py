@@ -70,8 +70,8 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
     """metrics.json, metrics.md and one PNG per evaluation (trajectories and lateral offsets) in `folder`.
 
     The report is whole or absent: metrics.json, which marks a finished report (`drivesim dagger` takes
-    an evaluation that has one as done), is written last, and an earlier report's is removed before
-    anything else changes. Every picture is drawn in memory first, so Ctrl-C while drawing (the slow
+    an evaluation that has one as done), is written last, and an earlier report is removed before
+    anything is written. Every picture is drawn in memory first, so Ctrl-C while drawing (the slow
     part) leaves an earlier report as it was."""
     folder = Path(folder)
     lines = ["# Closed-loop evaluation", "", "## Overall", "", markdown_table([(e.driver, e.overall) for e in evaluations]), ""]
@@ -88,15 +88,16 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
     metrics = json.dumps({e.driver: e.to_dict() for e in evaluations}, indent=1, sort_keys=True, default=_json_default) + "\n"
 
     folder.mkdir(parents=True, exist_ok=True)
+    # The earlier report goes first, wholly: a write cut short (a full disk) then leaves part of the new
+    # report without its metrics.json, which is no report, and nothing of the old one. Its pictures of
+    # drivers the new report does not have would otherwise be read as the new one's.
     earlier = _pictures_of_report(folder)
-    (folder / "metrics.json").unlink(missing_ok=True)
+    for stale in [folder / "metrics.json", *(earlier - pictures.keys()), folder / "metrics.md"]:
+        stale.unlink(missing_ok=True)
     for path, png in pictures.items():
         write_atomically(path, png)
     write_atomically(folder / "metrics.md", "\n".join(lines))
     write_atomically(folder / "metrics.json", metrics)
-    # This report replaces the folder's earlier one: pictures of drivers it no longer has would be read as its own.
-    for stale in earlier - _pictures_of_report(folder):
-        stale.unlink(missing_ok=True)
     return folder / "metrics.md"
 
 

@@ -503,13 +503,20 @@ def test_a_report_stopped_midway_is_whole_or_absent(short_track, tmp_path, monke
     assert not (tmp_path / "new").exists()
 
     def full_disk(path, data):
-        raise OSError(28, "No space left on device", str(path))
+        if path.name == "metrics.md":
+            raise OSError(28, "No space left on device", str(path))
+        return written(path, data)
 
+    written = report.write_atomically
     monkeypatch.setattr(report, "plot_runs", drawn)
     monkeypatch.setattr(report, "write_atomically", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        report.write_report([evaluation], tmp_path / "earlier")
-    assert not (tmp_path / "earlier" / "metrics.json").exists()  # no report rather than a mix of two
+        report.write_report([replace(evaluation, driver="third")], tmp_path / "earlier")
+    # No report rather than a mix of two: nothing of the earlier one is left to be taken for the new one's.
+    assert {p.name for p in (tmp_path / "earlier").iterdir()} == {"third.png"}
+    monkeypatch.setattr(report, "write_atomically", written)
+    report.write_report([replace(evaluation, driver="fourth")], tmp_path / "earlier")
+    assert set(json.loads((tmp_path / "earlier" / "metrics.json").read_text())) == {"fourth"} and (tmp_path / "earlier" / "fourth.png").exists()
 
 
 @pytest.mark.parametrize("when", ["network", "reference", "network, SIGHUP"])
