@@ -336,7 +336,9 @@ def _difference(stored: Any, fingerprint: dict[str, Any]) -> str:
     if not isinstance(stored, dict):
         return "a different config"
     old_tracks, new_tracks = stored.get("tracks_sha256"), fingerprint.get("tracks_sha256")
-    if old_tracks and new_tracks and old_tracks != new_tracks and same_config({**stored, "tracks_sha256": new_tracks}, fingerprint):
+    # The same folder (however spelled) with other files in it, or another folder: two different mistakes.
+    same_folder = Path(str(stored.get("tracks"))).resolve() == Path(str(fingerprint.get("tracks"))).resolve()
+    if old_tracks and new_tracks and old_tracks != new_tracks and same_folder and same_config({**stored, "tracks_sha256": new_tracks}, fingerprint):
         return f"a different config: the same options, but the track files in {fingerprint.get('tracks')} have changed since"
     changes = _changed_keys(stored, fingerprint)
     if old_tracks and old_tracks == new_tracks:  # the same pool, spelled another way: not a difference

@@ -222,6 +222,8 @@ def test_a_resumed_track_pool_is_judged_by_its_files_not_by_how_its_path_is_spel
     shutil.copy(repo_root / "tracks" / "holdout" / "holdout-000.json", pool)  # same folder name, other tracks
     with pytest.raises(GenerateError, match="different config: the same options, but the track files in .*pool have changed"):
         generate(_pool_config(pool), tmp_path / "r", workers=1, progress=False)
+    with pytest.raises(GenerateError, match=r"different config \(tracks 'pool//' there, '.*holdout' now\)"):  # another pool
+        generate(_pool_config(repo_root / "tracks" / "holdout"), tmp_path / "r", workers=1, progress=False)
     assert sorted(p.name for p in (tmp_path / "r").glob("shard-*.h5")) == ["shard-00000.h5", "shard-00002.h5"]  # nothing removed
 
 
