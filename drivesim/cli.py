@@ -344,13 +344,14 @@ def dagger_command(
 
     Re-running the same command resumes: finished data, models and evaluations are kept.
     """
-    from drivesim.dagger import DaggerConfig, dagger_table, run_dagger
+    from drivesim.dagger import SETTINGS_DIGESTS, DaggerConfig, dagger_table, run_dagger
 
     _check_folder_option(out, "--out")
     given = _given({"out": str(out), "iterations": iterations, "frames_per_iteration": frames_per_iteration, "tracks": tracks,
                     "shard_frames": shard_frames, "eval_tracks": eval_tracks, "eval_laps": eval_laps, "model": model, "epochs": epochs,
                     "baselines": baselines, "start_noise": start_noise, "seed": seed, "workers": workers, "device": device})
-    run = load_json(DaggerConfig, config, overrides=given) if config else from_dict(DaggerConfig, given)
+    # An experiment's dagger-config.json repeats it; the track digests stored beside its settings are not settings.
+    run = load_json(DaggerConfig, config, ignore=SETTINGS_DIGESTS, overrides=given) if config else from_dict(DaggerConfig, given)
     with _say_on_interrupt(lambda: RESUMABLE):
         summary = run_dagger(run, log=typer.echo)
     typer.echo(dagger_table(summary["rows"]))

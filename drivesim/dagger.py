@@ -26,7 +26,12 @@ from drivesim.generate import generate
 from drivesim.learn import AugmentConfig, ModelConfig
 from drivesim.learn.train import MAX_TORCH_SEED, TrainConfig, check_device_name, train, training_device
 from drivesim.processes import usable_cores
-from drivesim.track import TrackError, load_tracks, track_set_sha256
+from drivesim.track import load_tracks, track_set_sha256
+
+TRACK_SETTINGS = ("tracks", "eval_tracks")
+"""Settings that name track files."""
+SETTINGS_DIGESTS = tuple(f"{key}_sha256" for key in TRACK_SETTINGS)
+"""Keys dagger-config.json holds beside the settings: the track files' digests (`load_json` ignores them)."""
 
 BASELINE_SEED_OFFSET = 500
 """Data seeds are seed * 1000 + i for iteration i, + this (and + 1) for the cloning baselines, + 2 for validation."""
@@ -166,23 +171,17 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
         load_tracks(config.tracks)
     training_device(config.device)  # and so does a GPU torch cannot see
     out = Path(config.out).resolve()  # stages name each other by path: the same whatever way --out is spelled
-    settings = json.loads(json.dumps(to_dict(config)))
+    settings = {**json.loads(json.dumps(to_dict(config))), **_track_digests(config)}
     saved = out / "dagger-config.json"
     if saved.exists():
-        # A re-run resumes. The folder may be spelled another way; the process count and the training device do
-        # not change the data made, and an evaluation already made is kept as it was (with another count a network's outputs could
-        # differ in their last bits).
+        # A re-run resumes, with --out spelled any way, if its settings are the experiment's (_changed_settings).
         try:
             before = json.loads(saved.read_text())
         except (ValueError, UnicodeDecodeError) as error:
             raise DaggerError(f"{saved}: not valid JSON ({error}); restore it or use another --out") from None
         if not isinstance(before, dict):
             raise DaggerError(f"{saved}: expected the experiment's settings, got {type(before).__name__}; restore it or use another --out")
-        # A setting added since that experiment was made counts as its default there.
-        defaults = json.loads(json.dumps(to_dict(DaggerConfig(out=config.out))))
-        changed = sorted(k for k in settings.keys() | before.keys()
-                         if k not in ("out", "workers", "device") and settings.get(k) != before.get(k, defaults.get(k))
-                         and not (k in ("tracks", "eval_tracks") and _same_tracks(settings.get(k), before.get(k))))
+        changed = _changed_settings(settings, before, defaults=json.loads(json.dumps(to_dict(DaggerConfig(out=config.out)))))
         if changed:
             raise DaggerError(f"{out} holds an experiment with other settings ({', '.join(changed)}); re-run it as it was "
                               f"(--config {saved} repeats it), or use another --out")
@@ -229,14 +228,27 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
     return summary
 
 
-def _same_tracks(a: Any, b: Any) -> bool:
-    """Whether two track settings name the same track files now, however their paths are spelled."""
-    if not (isinstance(a, str) and isinstance(b, str)) or "random" in (a, b):
-        return a == b
-    try:
-        return track_set_sha256(a) == track_set_sha256(b)
-    except TrackError:  # the earlier path is gone, or was relative to another folder
-        return False
+def _track_digests(config: DaggerConfig) -> dict[str, str]:
+    """The SHA-256 of the track files each track setting names (none for random tracks), kept beside the
+    settings in dagger-config.json, so that a resumed experiment knows its tracks by their files."""
+    return {f"{key}_sha256": track_set_sha256(getattr(config, key)) for key in TRACK_SETTINGS if getattr(config, key) != "random"}
+
+
+def _changed_settings(now: dict[str, Any], before: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
+    """The settings of `now` that are not the stored experiment's `before`; a setting added since that
+    experiment was made counts as its default there. The process count and the training device do not
+    change the data made, and an evaluation already made is kept as it was (with another count a network's
+    outputs could differ in their last bits). A track set is the same by its files where both stored their
+    digest: `tracks/train/`, `./tracks/train` and a moved copy are the same tracks."""
+    changed = []
+    for key in sorted((now.keys() | before.keys()) - {"out", "workers", "device", *SETTINGS_DIGESTS}):
+        digest = f"{key}_sha256"
+        if digest in now and digest in before:
+            if now[digest] != before[digest]:
+                changed.append(key)
+        elif now.get(key) != before.get(key, defaults.get(key)):
+            changed.append(key)
+    return changed
 
 
 def _row(name: str, frames: int, metrics: dict[str, Any]) -> dict[str, Any]:

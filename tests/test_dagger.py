@@ -1,9 +1,11 @@
 """`drivesim dagger` end to end at toy size: real data, real training, real evaluation."""
 
 import json
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,6 +16,7 @@ from drivesim.config import to_dict
 from drivesim.drivers.base import DriverKind
 from drivesim.errors import DrivesimError
 from drivesim.record import open_recording
+from drivesim.track import track_set_sha256
 
 
 def test_dagger_runs_collects_policy_frames_and_resumes(repo_root, tmp_path):
@@ -112,12 +115,21 @@ def test_dagger_refuses_wrong_tracks_and_changed_settings_before_any_work(repo_r
         run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, workers=1), log=lambda _: None)
     with pytest.raises(DaggerError, match=r"other settings \(frames_per_iteration, start_noise\)"):
         run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, start_noise=0.1, workers=1), log=lambda _: None)
-    # The same track files under another spelling of their path are no other setting.
-    spelled = str(repo_root / "drivesim" / "tracks" / "train") + "/", str(repo_root / "tracks" / "holdout" / ".")
+    # Made before track digests were stored: the paths are compared as written.
+    spelled = str(repo_root / "drivesim" / "tracks" / "train") + "/", str(tmp_path / "holdout-copy")
+    shutil.copytree(repo_root / "tracks" / "holdout", spelled[1])
+    with pytest.raises(DaggerError, match=r"other settings \(eval_tracks, frames_per_iteration, tracks\);"):
+        run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, tracks=spelled[0], eval_tracks=spelled[1], workers=1), log=lambda _: None)
+    # As this version stores them: the same track files, under another path or a copy, are no other setting.
+    saved = {**to_dict(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=200)),
+             "tracks_sha256": track_set_sha256("tracks/train"), "eval_tracks_sha256": track_set_sha256("tracks/holdout")}
+    (tmp_path / "c" / "dagger-config.json").write_text(json.dumps(saved))
     with pytest.raises(DaggerError, match=r"other settings \(frames_per_iteration\);"):
         run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, tracks=spelled[0], eval_tracks=spelled[1], workers=1), log=lambda _: None)
-    with pytest.raises(DaggerError, match=r"other settings \(frames_per_iteration, tracks\);"):
-        run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, tracks=str(repo_root / "tracks" / "val"), workers=1), log=lambda _: None)
+    (Path(spelled[1]) / "holdout-000.json").unlink()
+    with pytest.raises(DaggerError, match=r"other settings \(eval_tracks, frames_per_iteration, tracks\);"):
+        run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=300, tracks=str(repo_root / "tracks" / "val"), eval_tracks=spelled[1], workers=1),
+                   log=lambda _: None)
     (tmp_path / "c" / "dagger-config.json").write_text('{"iterations": 4, "fra')
     with pytest.raises(DaggerError, match="dagger-config.json: not valid JSON"):
         run_dagger(DaggerConfig(out=str(tmp_path / "c"), frames_per_iteration=200, workers=1), log=lambda _: None)
