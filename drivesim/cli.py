@@ -31,6 +31,10 @@ from drivesim.config import (
 from drivesim.errors import DrivesimError
 from drivesim.processes import usable_cores
 
+MAX_TORCH_SEED = 2**64 - 1
+"""The largest seed of train and dagger, which seed torch: learn.train's, written again here so that the
+command line does not import torch before it needs it."""
+
 app = typer.Typer(
     help="drivesim: labeled camera/steering data for end-to-end driving networks, and closed-loop tests of them.",
     no_args_is_help=True,
@@ -225,7 +229,7 @@ def train_command(
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Passes over the training frames [default 10]."),
     batch: int | None = typer.Option(None, "--batch", min=1, help="Frames per optimisation step [default 64]."),
     val: list[Path] | None = typer.Option(None, "--val", help="Validation recording (repeat --val for several), best from other tracks; default: the last 10% of the training frames, whose tracks training has seen, so that loss is optimistic."),
-    seed: int | None = typer.Option(None, "--seed", min=0, max=2**64 - 1, help="Seeds weights, shuffling and augmentation [default 0]."),
+    seed: int | None = typer.Option(None, "--seed", min=0, max=MAX_TORCH_SEED, help="Seeds weights, shuffling and augmentation [default 0]."),
     lr: float | None = typer.Option(None, "--lr", parser=_number(0, above=True), help="Peak learning rate [default 0.001]."),
     workers: int | None = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (0: read in the training process) [default: 2 on the CPU; beside a GPU one per core, up to 8]."),
     cameras: str | None = typer.Option(None, "--cameras", help="Cameras to train on: center, or center,left,right (side frames get a steering correction) [default center]."),
@@ -335,7 +339,7 @@ def dagger_command(
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs of each training run [default 6]."),
     baselines: bool | None = typer.Option(None, "--baselines/--no-baselines", help="Also train behavioural-cloning baselines on the same total frames [default: yes]."),
     start_noise: float | None = typer.Option(None, "--start-noise", parser=_number(0, 1), help="DART steering noise of iteration 0's expert frames, 0 to 1 (0: the classic clean start; 0.1: where the noisy cloning baseline starts) [default 0]."),
-    seed: int | None = typer.Option(None, "--seed", min=0, max=2**64 - 1, help="Seeds data, training and evaluation [default 0]."),
+    seed: int | None = typer.Option(None, "--seed", min=0, max=MAX_TORCH_SEED, help="Seeds data, training and evaluation [default 0]."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Processes for data generation and evaluation [default: the cores this process may use, CPU quota included]."),
     device: str | None = typer.Option(None, "--device", help="Where the networks train: auto (a CUDA GPU when torch sees one), cpu, cuda or cuda:N; driving always runs on the CPU [default auto]."),
     config: Path | None = typer.Option(None, "--config", help="DaggerConfig JSON file naming the settings it changes (batch, dart_noise, randomize, ... as well as the options'); an experiment's dagger-config.json repeats it. Options given here override it."),
@@ -559,12 +563,11 @@ def _refuse_empty_arguments(arguments: list[str]) -> None:
     """No drivesim option or argument means anything when empty, and `--out "$OUT"` with OUT unset would
     otherwise be Path(""), the current folder: a model or report written among the user's files."""
     for i, argument in enumerate(arguments):
-        if argument.startswith("--") and argument.endswith("="):
-            raise DrivesimError(f"{argument[:-1]} is empty (an unset shell variable?)")
+        option, equals, value = argument.partition("=")
+        if argument.startswith("--") and equals and not value:
+            raise DrivesimError(f"{option} is empty (an unset shell variable?)")
         if argument == "":
-            before = arguments[i - 1] if i > 0 else "drivesim"
-            what = before if before.startswith("-") else f"the argument after {before!r}"
-            raise DrivesimError(f"{what} is empty (an unset shell variable?)")
+            raise DrivesimError(f"an empty argument after {arguments[i - 1] if i > 0 else 'drivesim'!r} (an unset shell variable?)")
 
 
 def main() -> None:

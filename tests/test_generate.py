@@ -371,7 +371,7 @@ def test_corrupt_shard_is_reported_clearly(tmp_path, tiny_recording):
         (["--seed", -1], "--seed"),
         (["--cameras", "center,center"], "more than once"),
         (["--cameras", "center,"], "--cameras must name center, and may add left and right"),
-        (["--cameras", ""], "--cameras is empty (an unset shell variable?)"),
+        (["--cameras", ""], "an empty argument after '--cameras' (an unset shell variable?)"),
         (["--cameras", "left,right"], "--cameras must name center"),
         (["--frames", 10**11, "--shard-frames", 1], "raise shard_frames"),  # once built a list of 1e11 shards
         (["--frames", 1001, "--shard-frames", 1001, "--episode-frames", 1], "1,001 episodes a shard"),  # failed 1,000 frames in
@@ -386,10 +386,10 @@ def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["generate", "--frames", "5", "--out", ""], "--out is empty"),
+        (["generate", "--frames", "5", "--out", ""], "an empty argument after '--out'"),
         (["train", "--data", "rec", "--out="], "--out is empty"),
-        (["eval", "--model", "expert", "--report", ""], "--report is empty"),
-        (["inspect", ""], "the argument after 'inspect' is empty"),
+        (["eval", "--model", "expert", "--report", ""], "an empty argument after '--report'"),
+        (["inspect", ""], "an empty argument after 'inspect'"),
     ],
 )
 def test_an_empty_argument_is_refused_not_taken_for_the_current_folder(tmp_path, args, message):
