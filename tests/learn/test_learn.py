@@ -154,6 +154,10 @@ def test_a_run_that_diverges_fails_and_writes_no_model(tiny_recording, tmp_path)
         with pytest.raises(OSError, match="No space left"):
             train(replace(config, lr=1e-3, out=str(tmp_path / "full" / "m")), progress=False, log=lambda _: None)
     assert not (tmp_path / "full").exists()  # no empty --out folder left behind
+    from drivesim import cli
+    from drivesim.learn.train import MAX_TORCH_SEED
+
+    assert cli.MAX_TORCH_SEED == MAX_TORCH_SEED  # the command line's copy, kept to spare --help the torch import
     for seed in (-1, 2**64):  # from a config file: torch.manual_seed raised an OverflowError at 2**64
         with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*64 - 1\]"):
             TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / "n"), seed=seed)
