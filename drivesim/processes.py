@@ -57,7 +57,8 @@ def init_worker(torch_threads: int) -> None:
 
     OpenCV on one thread and torch on `torch_threads`; the default signal
     handlers (a forked worker would run the caller's, say a training script's
-    save-and-stop handler, in every worker at once); and the worker ends when
+    save-and-stop handler, in every worker at once), except that SIGTERM and
+    SIGHUP stop it as Ctrl-C does (`_stop_worker`); and the worker ends when
     its parent does, instead of finishing the shards queued to it and then
     waiting forever for more.
     """
@@ -74,13 +75,21 @@ def init_worker(torch_threads: int) -> None:
             continue
         if callable(handler) and handler is not signal.default_int_handler:
             signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
-    # SIGTERM and SIGHUP reach the workers too when sent to the process group (timeout, batch schedulers, a
-    # closed terminal), and the parent's death sends SIGTERM (below): they stop a worker as Ctrl-C does, so
-    # that it deletes its unfinished shard instead of dying with it half-written.
     for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:
-            signal.signal(getattr(signal, name), signal.default_int_handler)
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:  # nohup's choice stays
+            signal.signal(getattr(signal, name), _stop_worker)
     _end_with_parent()
+
+
+def _stop_worker(signum: int, frame: object) -> None:
+    """SIGTERM or SIGHUP in a worker. Sent to the process group (timeout, a batch scheduler, a closed
+    terminal), it stops the worker as Ctrl-C does, so that it deletes its unfinished shard instead of dying
+    with it half-written, while the parent, stopping too, tells the others. Sent because the parent died
+    (`_end_with_parent`), nobody is left to collect more work: the worker ends at once."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        os._exit(128 + signum)
+    raise KeyboardInterrupt
 
 
 def end_quietly_on_termination(worker_id: int = 0) -> None:
