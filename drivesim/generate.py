@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from drivesim.record.reader import file_sha256
 from drivesim.render.frame_source import RigView
 from drivesim.render.scene import Scene, build_scene
 from drivesim.sim import World
-from drivesim.track import Track, generate_track, load_tracks, random_track_config, track_set_sha256
+from drivesim.track import Track, TrackError, generate_track, load_tracks, random_track_config, track_set_sha256
 
 RANDOM_TRACK_SEEDS = (1_000_000, 2**31 - 1)
 """Fresh tracks draw seeds from this range, far from the bundled tracks' seeds (1000-3999)."""
@@ -262,6 +262,28 @@ OTHER_RECORDERS = {"play": "drivesim play (a person, the expert or a network dri
 """A manifest's extra "kind" -> what made that recording, for a folder `generate` must not take as its own."""
 
 
+def _as_recorded(folder: Path, config: GenerateConfig) -> GenerateConfig:
+    """`config` with its track folder spelled as the recording in `folder` spells it (`tracks/train`
+    against `tracks/train/`, say), where that spelling names the same files from here: the resumed run then
+    writes the shards and manifest an uninterrupted run would have, byte for byte."""
+    recorded: Any = None
+    try:
+        if (folder / MANIFEST_NAME).exists():
+            recorded = read_manifest(folder).config
+        elif first := next(iter(sorted(folder.glob("shard-*.h5"))), None):
+            recorded = shard_info_from_file(first)[1]
+    except RecordingError:
+        return config  # prepare_folder says what is wrong with it
+    tracks = recorded.get("tracks") if isinstance(recorded, dict) else None
+    if not isinstance(tracks, str) or "random" in (tracks, config.tracks) or tracks == config.tracks:
+        return config
+    try:
+        same_files = track_set_sha256(tracks) == track_set_sha256(config.tracks)
+    except TrackError:  # that spelling was relative to another folder, or its files are gone
+        return config
+    return replace(config, tracks=tracks) if same_files else config
+
+
 def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[int, ShardInfo]:
     """Check `folder` against `config`; return the finished shards that can be kept.
 
@@ -298,7 +320,7 @@ def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[in
                 raise GenerateError(f"{folder} holds a recording made with {_difference(recorded.config, fingerprint)}; "
                                     f"use --force to replace it, or choose another --out.{grow}")
     kept: dict[int, ShardInfo] = {}
-    replace: list[Path] = []
+    to_replace: list[Path] = []
     for path in sorted(folder.glob("shard-*.h5")):
         info, problem = _judge_shard(path, fingerprint, jobs, listed)
         if info is not None:
@@ -306,10 +328,10 @@ def prepare_folder(folder: Path, config: GenerateConfig, force: bool) -> dict[in
             continue
         if not force:
             raise GenerateError(f"{path} {problem}; use --force to replace it, or choose another --out")
-        replace.append(path)
+        to_replace.append(path)
     # Every file is judged: only now is anything removed.
     manifest.unlink(missing_ok=True)
-    for path in [*folder.glob("shard-*.h5.tmp"), *replace]:
+    for path in [*folder.glob("shard-*.h5.tmp"), *to_replace]:
         path.unlink()
     return kept
 
@@ -418,6 +440,7 @@ def generate(
                                 f"({trained.differences(config.rig.camera)}): it would drive on frames unlike those it learned from; record through its camera")
     folder.mkdir(parents=True, exist_ok=True)
     with _writing_alone(folder):
+        config = _as_recorded(folder, config)
         kept = prepare_folder(folder, config, force)
         todo = [job for job in plan_shards(config) if job.index not in kept]
         started = time.perf_counter()
