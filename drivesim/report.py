@@ -12,7 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from drivesim.atomic import write_atomically
+from drivesim.atomic import missing_folders, remove_empty_folders, write_atomically
 from drivesim.drivers.base import DriverKind
 from drivesim.evaluate import Evaluation, TrackRun
 from drivesim.record.schema import Event
@@ -70,9 +70,9 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
     """metrics.json, metrics.md and one PNG per evaluation (trajectories and lateral offsets) in `folder`.
 
     The report is whole or absent: metrics.json, which marks a finished report (`drivesim dagger` takes
-    an evaluation that has one as done), is written last, and an earlier report is removed before
-    anything is written. Every picture is drawn in memory first, so Ctrl-C while drawing (the slow
-    part) leaves an earlier report as it was."""
+    an evaluation that has one as done), is written last; an earlier report is removed before anything
+    is written, and a write that fails takes back what it wrote. Every picture is drawn in memory
+    first, so Ctrl-C while drawing (the slow part) leaves an earlier report as it was."""
     folder = Path(folder)
     lines = ["# Closed-loop evaluation", "", "## Overall", "", markdown_table([(e.driver, e.overall) for e in evaluations]), ""]
     pictures: dict[Path, bytes] = {}
@@ -87,17 +87,22 @@ def write_report(evaluations: Sequence[Evaluation], folder: Path | str) -> Path:
     lines += ["Metrics are defined in docs/metrics.md.", ""]
     metrics = json.dumps({e.driver: e.to_dict() for e in evaluations}, indent=1, sort_keys=True, default=_json_default) + "\n"
 
+    made = missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    # The earlier report goes first, wholly: a write cut short (a full disk) then leaves part of the new
-    # report without its metrics.json, which is no report, and nothing of the old one. Its pictures of
-    # drivers the new report does not have would otherwise be read as the new one's.
+    # The earlier report goes first, wholly (its pictures of drivers the new one does not have would be
+    # read as the new one's), and a write cut short (a full disk) takes back what it wrote: no report at all.
     earlier = _pictures_of_report(folder)
     for stale in [folder / "metrics.json", *(earlier - pictures.keys()), folder / "metrics.md"]:
         stale.unlink(missing_ok=True)
-    for path, png in pictures.items():
-        write_atomically(path, png)
-    write_atomically(folder / "metrics.md", "\n".join(lines))
-    write_atomically(folder / "metrics.json", metrics)
+    files = {**pictures, folder / "metrics.md": "\n".join(lines).encode(), folder / "metrics.json": metrics.encode()}
+    try:
+        for path, data in files.items():  # metrics.json last
+            write_atomically(path, data)
+    except BaseException:
+        for path in files:
+            path.unlink(missing_ok=True)
+        remove_empty_folders(made)
+        raise
     return folder / "metrics.md"
 
 
