@@ -6,14 +6,17 @@ into one line on stderr and exit status 2; see `drivesim.errors`.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import math
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -551,6 +554,17 @@ def _stop_as_on_ctrl_c(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def resend_interrupt_lost_in_a_finalizer(unraisable: Any) -> None:
+    """`sys.unraisablehook`: Ctrl-C that lands in a finalizer (a `__del__`, a weakref callback, run by the
+    garbage collector at any moment) raises KeyboardInterrupt there, where Python only prints it, and the
+    run went on as if Ctrl-C had not been pressed. It is raised again a moment later, from another thread
+    (raised from here, it would land in this hook, and be lost again), to land in the run itself."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        threading.Timer(0.001, _thread.interrupt_main).start()
+    else:
+        sys.__unraisablehook__(unraisable)
+
+
 def _signal_name() -> str:
     return f"{signal.Signals(_stopped_by[0]).name}: " if _stopped_by else ""
 
@@ -575,6 +589,7 @@ def main() -> None:
     for signum in TERMINATION_SIGNALS:
         if signal.getsignal(signum) == signal.SIG_DFL:  # nohup's ignored SIGHUP stays ignored
             signal.signal(signum, _stop_as_on_ctrl_c)
+    sys.unraisablehook = resend_interrupt_lost_in_a_finalizer
     try:
         _refuse_empty_arguments(sys.argv[1:])
         app()
