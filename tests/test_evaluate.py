@@ -545,7 +545,7 @@ def test_ctrl_c_in_eval_says_what_it_left(repo_root, tmp_path, terminal, when):
     finally:
         process.kill()
     last = err.strip().splitlines()[-1]
-    assert not report.exists()
+    assert not report.exists(), err
     if when.endswith("SIGHUP"):
         assert process.returncode == 128 + signal.SIGHUP, err
         assert last == "drivesim: SIGHUP: interrupted; no recording or report was written" and not (tmp_path / "new").exists(), err
