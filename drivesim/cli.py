@@ -99,8 +99,8 @@ def tracks_generate(
     _check_folder_option(out, "--out")
     given = _given({"length": length, "width": width, "lanes": lanes, "curviness": curviness, "min_radius": min_radius})
     track_config = load_json(TrackConfig, config, overrides=given) if config else from_dict(TrackConfig, given)
-    tracks = {out / f"track-{s:05d}.json": generate_track(s, track_config)
-              for s in tqdm(range(seed, seed + count), desc="tracks", unit="track", disable=count < 2)}
+    with tqdm(range(seed, seed + count), desc="tracks", unit="track", disable=count < 2) as seeds:  # closed before an error is shown
+        tracks = {out / f"track-{s:05d}.json": generate_track(s, track_config) for s in seeds}
     # A recording made on a track folder stores its files' digest: replacing one in place would stop it resuming.
     other = [path for path, track in tracks.items() if path.exists() and not _holds_track(path, track_to_json(track))]
     if other and not force:
@@ -486,6 +486,7 @@ def _say_on_interrupt(left_behind: Callable[[], str]) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         typer.echo(f"\ndrivesim: {_signal_name()}{left_behind()}", err=True)
+        _interrupt_said.append(True)
         raise
 
 
@@ -537,6 +538,8 @@ def _user_message(error: Exception) -> str:
 
 _stopped_by: list[int] = []
 """The termination signal (SIGTERM, SIGHUP) that stopped this run, if one did."""
+_interrupt_said: list[bool] = []
+"""Whether `_say_on_interrupt` has said what an interrupt left behind."""
 
 
 TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))  # no SIGHUP on Windows
@@ -594,7 +597,9 @@ def main() -> None:
         _refuse_empty_arguments(sys.argv[1:])
         app()
     except SystemExit as ended:
-        if _stopped_by and ended.code == 130:  # typer's status for KeyboardInterrupt
+        if ended.code == 130:  # typer's status for KeyboardInterrupt, which it gives without a word
+            if not _interrupt_said:  # Ctrl-C before a command's work began (its imports), or in play or inspect
+                typer.echo(f"drivesim: {_signal_name()}interrupted", err=True)
             sys.exit(_interrupted_status())
         raise
     except DrivesimError as error:

@@ -108,3 +108,20 @@ def test_wheel_ships_the_bundled_tracks(tmp_path):
     module, counts = loaded.stdout.splitlines()
     assert module.startswith(str(site))
     assert counts.split() == [str(len(list((root / "tracks" / s).glob("*.json")))) for s in ("train", "val", "holdout")]
+
+
+def test_ctrl_c_in_a_command_without_work_to_keep_still_says_interrupted(tmp_path, terminal):
+    # typer turns KeyboardInterrupt into status 130 without a word; commands that keep work say what they
+    # kept, and the others (and any command still importing) now say this much.
+    import time
+
+    process = terminal.start("tracks", "generate", "--count", 100000, "--out", tmp_path / "t")  # half an hour of tracks
+    try:
+        time.sleep(4)  # importing, or generating: either way Python's own Ctrl-C handling is in place
+        assert process.poll() is None
+        terminal.ctrl_c(process)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and err.strip().splitlines()[-1].endswith("drivesim: interrupted"), err
+    assert not (tmp_path / "t").exists()  # the tracks are generated in memory first
