@@ -32,7 +32,7 @@ from drivesim.config import (
     read_json,
 )
 from drivesim.errors import DrivesimError
-from drivesim.processes import usable_cores
+from drivesim.processes import TERMINATION_SIGNALS, usable_cores
 
 MAX_TORCH_SEED = 2**64 - 1
 """The largest seed of train and dagger, which seed torch: learn.train's, written again here so that the
@@ -540,10 +540,6 @@ _stopped_by: list[int] = []
 """The termination signal (SIGTERM, SIGHUP) that stopped this run, if one did."""
 _interrupt_said: list[bool] = []
 """Whether `_say_on_interrupt` has said what an interrupt left behind."""
-
-
-TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))  # no SIGHUP on Windows
-"""Signals that stop drivesim as Ctrl-C does (`_stop_as_on_ctrl_c`)."""
 
 
 def _stop_as_on_ctrl_c(signum: int, frame: object) -> None:

@@ -52,6 +52,11 @@ def worker_context(torch_threads: int = 1) -> multiprocessing.context.BaseContex
     return multiprocessing.get_context("spawn")
 
 
+TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))  # no SIGHUP on Windows
+"""Signals that stop drivesim as Ctrl-C does, its workers included: kill, timeout, a batch scheduler, a
+closed terminal."""
+
+
 def init_worker(torch_threads: int) -> None:
     """First thing in a worker process: what a spawned one starts with, set up for one worker per core.
 
@@ -75,9 +80,9 @@ def init_worker(torch_threads: int) -> None:
             continue
         if callable(handler) and handler is not signal.default_int_handler:
             signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:  # nohup's choice stays
-            signal.signal(getattr(signal, name), _stop_worker)
+    for signum in TERMINATION_SIGNALS:
+        if signal.getsignal(signum) != signal.SIG_IGN:  # nohup's choice stays
+            signal.signal(signum, _stop_worker)
     _end_with_parent()
 
 
@@ -99,9 +104,8 @@ def end_quietly_on_termination(worker_id: int = 0) -> None:
     workers too. torch's own handler lets a worker die by the signal, and the training process, stopping
     as on Ctrl-C, then raised that death as a RuntimeError with a traceback. A worker only reads frames:
     there is nothing of its own to clean up."""
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _exit_quietly)
+    for signum in TERMINATION_SIGNALS:
+        signal.signal(signum, _exit_quietly)
 
 
 def _exit_quietly(signum: int, frame: object) -> None:

@@ -38,6 +38,7 @@ from drivesim.app.hud import Hud, WindowState  # noqa: E402
 from drivesim.app.joystick import Gamepads  # noqa: E402
 from drivesim.app.session import VIEW_CAMERAS, PlayConfig, PlaySession  # noqa: E402
 from drivesim.errors import DrivesimError  # noqa: E402
+from drivesim.processes import TERMINATION_SIGNALS  # noqa: E402
 
 MAX_CATCH_UP = 5
 """Most simulation steps in one window frame in real time; a slower machine runs slower than real time instead of freezing."""
@@ -96,7 +97,7 @@ class App:
         # SDL starts, so SDL does not turn SIGTERM into a plain window close.
         self._handlers: dict[int, object] = {}
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
+            for signum in (signal.SIGINT, *TERMINATION_SIGNALS):
                 self._handlers[signum] = signal.signal(signum, self._stop_on_signal)
         try:
             # The session first: a bad model or recording folder fails before a window opens.
