@@ -270,7 +270,7 @@ def _as_recorded(folder: Path, config: GenerateConfig) -> GenerateConfig:
     try:
         if (folder / MANIFEST_NAME).exists():
             recorded = read_manifest(folder).config
-        elif first := next(iter(sorted(folder.glob("shard-*.h5"))), None):
+        elif first := min(folder.glob("shard-*.h5"), default=None):
             recorded = shard_info_from_file(first)[1]
     except RecordingError:
         return config  # prepare_folder says what is wrong with it
