@@ -26,6 +26,7 @@ from drivesim.generate import generate
 from drivesim.learn import AugmentConfig, ModelConfig
 from drivesim.learn.train import MAX_TORCH_SEED, TrainConfig, check_device_name, train, training_device
 from drivesim.processes import usable_cores
+from drivesim.report import format_figure
 from drivesim.track import load_tracks, track_set_sha256
 
 TRACK_SETTINGS = ("tracks", "eval_tracks")
@@ -150,13 +151,8 @@ def _evaluate(config: DaggerConfig, model: Path, folder: Path, log: Callable[[st
     )
     write_report([evaluation], folder)
     overall = evaluation.overall
-    log(f"  eval {model.name}: autonomy {_figure(overall['autonomy_pct'], '{:.2f}%')}  interventions/km {_figure(overall['interventions_per_km'], '{:.2f}')}  crashes {overall['crashes']}")
+    log(f"  eval {model.name}: autonomy {format_figure(overall['autonomy_pct'], '{:.2f}%')}  interventions/km {format_figure(overall['interventions_per_km'], '{:.2f}')}  crashes {overall['crashes']}")
     return _with_lane_rates(overall, evaluation.by_lanes)
-
-
-def _figure(value: float | None, form: str) -> str:
-    """`value` in `form`, or "–" for a figure that was not measured (None: no distance, or no takeover)."""
-    return "–" if value is None else form.format(value)
 
 
 def _with_lane_rates(overall: dict[str, Any], by_lanes: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -258,7 +254,7 @@ def _row(name: str, frames: int, metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def dagger_table(rows: list[dict[str, Any]]) -> str:
-    cell = _figure
+    cell = format_figure
     # With one- and two-lane held-out tracks, a run's rate is often mostly one kind's (docs/dagger.md).
     lane_counts = sorted({int(k) for r in rows for k in r.get("interventions_per_km_by_lanes") or {}})
     by_lanes = "".join(f" {k}-lane interv./km |" for k in lane_counts)

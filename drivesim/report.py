@@ -41,7 +41,8 @@ TABLE_COLUMNS = [
 ]
 
 
-def _cell(value: Any, fmt: str) -> str:
+def format_figure(value: Any, fmt: str) -> str:
+    """`value` in `fmt`; "–" for a figure that was not measured (None: no distance, or no takeover), "∞" for an infinite one."""
     if value is None:
         return "–"
     if isinstance(value, float) and math.isinf(value):
@@ -53,7 +54,7 @@ def markdown_table(rows: Sequence[tuple[str, dict[str, Any]]]) -> str:
     """A Markdown table with one row per (name, metrics)."""
     header = "| | " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |"
     rule = "|---" * (len(TABLE_COLUMNS) + 1) + "|"
-    body = ["| " + name + " | " + " | ".join(_cell(_shown(metrics, key), fmt) for key, _, fmt in TABLE_COLUMNS) + " |" for name, metrics in rows]
+    body = ["| " + name + " | " + " | ".join(format_figure(_shown(metrics, key), fmt) for key, _, fmt in TABLE_COLUMNS) + " |" for name, metrics in rows]
     return "\n".join([header, rule, *body])
 
 
@@ -158,7 +159,7 @@ def plot_runs(evaluation: Evaluation) -> bytes:
         offset_ax.axhline(0, color="gray", lw=0.5)
         offset_ax.set_xlabel("distance along the road [m]")
         offset_ax.set_ylabel("lateral offset [m]")
-        autonomy = " / ".join(_cell(run.metrics["autonomy_pct"], "{:.1f}") for run in runs)
+        autonomy = " / ".join(format_figure(run.metrics["autonomy_pct"], "{:.1f}") for run in runs)
         interventions = " + ".join(str(run.metrics["interventions"]) for run in runs)
         crashes = " + ".join(str(run.metrics["crashes"]) for run in runs)
         offset_ax.set_title(f"autonomy {autonomy}%  interventions {interventions}  crashes {crashes}", fontsize=9)
