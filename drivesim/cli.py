@@ -32,11 +32,8 @@ from drivesim.config import (
     read_json,
 )
 from drivesim.errors import DrivesimError
+from drivesim.learn.config import MAX_TORCH_SEED, WEIGHTS_FILE, TrainConfig
 from drivesim.processes import TERMINATION_SIGNALS, usable_cores
-
-MAX_TORCH_SEED = 2**64 - 1
-"""The largest seed of train and dagger, which seed torch: learn.train's, written again here so that the
-command line does not import torch before it needs it."""
 
 app = typer.Typer(
     help="drivesim: labeled camera/steering data for end-to-end driving networks, and closed-loop tests of them.",
@@ -246,8 +243,7 @@ def train_command(
     force: bool = typer.Option(False, "--force", help="Replace a model already in --out."),
 ) -> None:
     """Train a driving network on recordings (behavioural cloning)."""
-    from drivesim.learn.checkpoint import WEIGHTS_FILE
-    from drivesim.learn.train import TrainConfig, train
+    from drivesim.record import read_manifest
 
     if not data and config is None:
         raise DrivesimError("train needs --data RECORDING (repeat it for several), or a --config file that names data")
@@ -264,6 +260,10 @@ def train_command(
         "workers": workers, "seed": seed, "max_steps": max_steps, "device": device,
     })  # fmt: skip
     run = load_json(TrainConfig, config, overrides=given) if config else from_dict(TrainConfig, given)
+    for folder in (*run.data, *run.val):
+        read_manifest(folder)  # a mistyped path is answered before torch loads; train checks the shards
+    from drivesim.learn.train import train  # torch: only once the settings are known good
+
     with _say_on_interrupt(lambda: _what_training_left(out)):
         train(run, progress=sys.stderr.isatty(), log=typer.echo)
 
@@ -499,8 +499,6 @@ def _what_evaluation_left(record: Path | None) -> str:
 
 
 def _what_training_left(out: Path) -> str:
-    from drivesim.learn.checkpoint import WEIGHTS_FILE
-
     if not (out / WEIGHTS_FILE).exists():
         return "interrupted; no model was written"
     if (out / "train-log.json").exists():  # --force over a finished model, stopped before the new run's first save

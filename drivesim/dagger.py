@@ -23,8 +23,7 @@ from drivesim.config import MAX_LAPS, MIN_LAPS, GenerateConfig, NoiseConfig, Ran
 from drivesim.errors import DrivesimError
 from drivesim.evaluate import EvalConfig, Evaluation, evaluate
 from drivesim.generate import generate
-from drivesim.learn import AugmentConfig, ModelConfig
-from drivesim.learn.train import MAX_TORCH_SEED, TrainConfig, check_device_name, train, training_device
+from drivesim.learn.config import MAX_TORCH_SEED, AugmentConfig, ModelConfig, TrainConfig, check_device_name
 from drivesim.processes import usable_cores
 from drivesim.report import format_figure
 from drivesim.track import load_tracks, track_set_sha256
@@ -115,6 +114,8 @@ def _data_config(config: DaggerConfig, frames: int, seed: int, noise: float = 0.
 
 
 def _train(config: DaggerConfig, data: list[Path], val: Path, out: Path, log: Callable[[str], None]) -> Path:
+    from drivesim.learn.train import train
+
     # train-log.json is written last: a run without it was interrupted and starts again.
     if not (out / "train-log.json").exists():
         run = TrainConfig(
@@ -165,7 +166,9 @@ def run_dagger(config: DaggerConfig, log: Callable[[str], None] = print) -> dict
     load_tracks(config.eval_tracks)
     if config.tracks != "random":
         load_tracks(config.tracks)
-    training_device(config.device)  # and so does a GPU torch cannot see
+    from drivesim.learn.train import training_device  # torch: loaded once the settings and tracks are known good
+
+    training_device(config.device)  # a GPU torch cannot see fails here too
     out = Path(config.out).resolve()  # stages name each other by path: the same whatever way --out is spelled
     settings = {**json.loads(json.dumps(to_dict(config))), **_track_digests(config)}
     saved = out / "dagger-config.json"

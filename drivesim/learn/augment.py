@@ -26,41 +26,11 @@ from the run seed, so a training run is reproducible.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from drivesim.config import check
+from drivesim.learn.config import AugmentConfig
 
 CAMERA_SIGN = {"center": 0.0, "left": -1.0, "right": 1.0}
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Which augmentations a training run uses, and how strongly."""
-
-    flip: bool = False
-    """Mirror half the frames left-right and negate their steering (wrong for two-lane roads: see above)."""
-    brightness: float = 0.3
-    """Largest relative brightness change [-]."""
-    contrast: float = 0.3
-    """Largest relative contrast change [-]."""
-    shadow: float = 0.3
-    """Probability of a shadow band across a frame [-]."""
-    side_camera_correction: float = 0.06
-    """Normalized steering added for the right camera, subtracted for the left [-].
-
-    A side camera sees what the centre camera would see with the car moved
-    `RigConfig.side_offset` (0.8 m) sideways; the expert answers such a
-    displacement with about 0.062 at its 14 m/s cruise (median over the
-    holdout tracks; 0.043 at 19 m/s), so 0.06 keeps side labels consistent
-    with the DART frames' own.
-    """
-
-    def __post_init__(self) -> None:
-        check(0 <= self.brightness < 1 and 0 <= self.contrast < 1, "brightness and contrast must be in [0, 1)")
-        check(0 <= self.shadow <= 1, "shadow probability must be in [0, 1]")
-        check(0 <= self.side_camera_correction <= 0.5, "side_camera_correction must be in [0, 0.5]")
 
 
 def correct_for_camera(label: torch.Tensor, camera: str, correction: float) -> torch.Tensor:

@@ -24,11 +24,10 @@ from drivesim import __version__
 from drivesim.atomic import write_atomically
 from drivesim.config import CameraConfig, ConfigError, from_dict, to_dict
 from drivesim.errors import DrivesimError
-from drivesim.learn.models import DrivingNet, ModelConfig, build_model
-from drivesim.learn.preprocess import Preprocessing
+from drivesim.learn.config import WEIGHTS_FILE, ModelConfig, Preprocessing
+from drivesim.learn.models import DrivingNet, build_model
 
 CHECKPOINT_FORMAT = "drivesim-checkpoint-1"
-WEIGHTS_FILE = "model.safetensors"
 
 
 class CheckpointError(DrivesimError):

@@ -3,54 +3,17 @@
 `pilotnet` follows Bojarski et al. 2016 (NVIDIA, "End to End Learning for
 Self-Driving Cars"): 5 convolutions and 3 hidden fully connected layers on a
 66x200 YUV input, about 250k parameters. `small` is a faster variant for
-quick experiments and CPU closed loops.
+quick experiments and CPU closed loops. Their layers are tabled beside
+`ModelConfig` in `drivesim.learn.config` (`CONVOLUTIONS`, `HIDDEN`), which
+checks a config without torch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from drivesim.config import check
-
-CONVOLUTIONS = {
-    "pilotnet": ((3, 24, 5, 2), (24, 36, 5, 2), (36, 48, 5, 2), (48, 64, 3, 1), (64, 64, 3, 1)),
-    "small": ((3, 16, 5, 2), (16, 24, 5, 2), (24, 32, 5, 2), (32, 48, 3, 2)),
-}
-"""Each architecture's convolutions as (in channels, out channels, kernel, stride), unpadded."""
-HIDDEN = {"pilotnet": (100, 50, 10), "small": (32,)}
-"""Each architecture's hidden fully connected layers (widths)."""
-ARCHITECTURES = tuple(CONVOLUTIONS)
-
-
-def smallest_input(architecture: str) -> int:
-    """The fewest pixels an input needs along each side for `architecture`'s convolutions to leave one [px]."""
-    size = 1
-    for *_, kernel, stride in reversed(CONVOLUTIONS[architecture]):
-        size = (size - 1) * stride + kernel
-    return size
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Which network, and what it outputs."""
-
-    architecture: str = "pilotnet"
-    """pilotnet or small."""
-    throttle_head: bool = False
-    """Also predict the expert's throttle (a second output)."""
-    dropout: float = 0.1
-    """Dropout before each hidden fully connected layer [-]."""
-
-    def __post_init__(self) -> None:
-        check(self.architecture in ARCHITECTURES, f"unknown model {self.architecture!r}; known: {', '.join(ARCHITECTURES)}")
-        check(0 <= self.dropout < 1, "dropout must be in [0, 1)")
-
-    @property
-    def outputs(self) -> int:
-        return 2 if self.throttle_head else 1
+from drivesim.learn.config import CONVOLUTIONS, HIDDEN, ModelConfig
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int) -> nn.Sequential:

@@ -1,19 +1,19 @@
 """Preprocessing declared with the model: what a network sees of a camera frame.
 
-A `Preprocessing` is stored in every checkpoint, and the training data
-pipeline and the policy driver both call `Preprocessing.apply`, so whoever
-loads a checkpoint feeds it frames exactly as it was trained.
+A `Preprocessing` (its settings, in `drivesim.learn.config`) is stored in
+every checkpoint, and the training data pipeline and the policy driver both
+call `Preprocessing.apply`, which runs `preprocess` here, so whoever loads a
+checkpoint feeds it frames exactly as it was trained.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from drivesim.config import check
+from drivesim.learn.config import Preprocessing
 
 # BT.601 RGB -> YUV, as PilotNet's network input (Bojarski et al. 2016).
 _RGB_TO_YUV = torch.tensor(
@@ -22,46 +22,27 @@ _RGB_TO_YUV = torch.tensor(
 )
 
 
-@dataclass(frozen=True)
-class Preprocessing:
-    """Crop, resize, colour space and normalization of the network input."""
-
-    crop_top: float = 0.35
-    """Share of the frame height cut off at the top (sky, far horizon) [-]."""
-    crop_bottom: float = 0.0
-    """Share of the frame height cut off at the bottom (bonnet) [-]."""
-    height: int = 66
-    """Network input height [px]."""
-    width: int = 200
-    """Network input width [px]."""
-    color: str = "yuv"
-    """Colour space of the network input: yuv or rgb."""
-
-    def __post_init__(self) -> None:
-        check(0 <= self.crop_top and 0 <= self.crop_bottom and self.crop_top + self.crop_bottom < 0.9, "crop shares must leave at least 10% of the frame")
-        check(8 <= self.height <= 1024 and 8 <= self.width <= 1024, "network input size must be in [8, 1024] px")
-        check(self.color in ("yuv", "rgb"), "preprocessing color must be yuv or rgb")
-
-    def apply(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 frames (B, 3, H, W) or (3, H, W) -> float32 network input, values roughly in [-1, 1]."""
-        single = images.dim() == 3
-        x = images.unsqueeze(0) if single else images
-        rows = x.shape[2]
-        top = int(round(self.crop_top * rows))
-        bottom = rows - int(round(self.crop_bottom * rows))
-        # Antialiasing keeps thin lane markings from aliasing when shrinking. The resize is separable, so
-        # it is two matrix products: the same weights as F.interpolate(..., antialias=True) (equal to
-        # float32 rounding) at 2-2.5x the speed of its kernel on a CPU.
-        along_rows, along_columns = _resize_matrices(bottom - top, x.shape[3], self.height, self.width)
-        if x.device.type != "cpu":
-            along_rows, along_columns = along_rows.to(x.device), along_columns.to(x.device)
-        x = along_rows @ x[:, :, top:bottom].to(torch.float32) @ along_columns  # values in [0, 2]
-        if self.color == "yuv":
-            x = torch.einsum("ij,bjhw->bihw", _RGB_TO_YUV, x)
-            x[:, 0] -= 1.0  # Y from [0, 2] to [-1, 1]; U and V are already centred
-        else:
-            x -= 1.0
-        return x[0] if single else x
+def preprocess(settings: Preprocessing, images: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (B, 3, H, W) or (3, H, W) -> float32 network input, values roughly in [-1, 1]: what
+    `Preprocessing.apply` does."""
+    single = images.dim() == 3
+    x = images.unsqueeze(0) if single else images
+    rows = x.shape[2]
+    top = int(round(settings.crop_top * rows))
+    bottom = rows - int(round(settings.crop_bottom * rows))
+    # Antialiasing keeps thin lane markings from aliasing when shrinking. The resize is separable, so
+    # it is two matrix products: the same weights as F.interpolate(..., antialias=True) (equal to
+    # float32 rounding) at 2-2.5x the speed of its kernel on a CPU.
+    along_rows, along_columns = _resize_matrices(bottom - top, x.shape[3], settings.height, settings.width)
+    if x.device.type != "cpu":
+        along_rows, along_columns = along_rows.to(x.device), along_columns.to(x.device)
+    x = along_rows @ x[:, :, top:bottom].to(torch.float32) @ along_columns  # values in [0, 2]
+    if settings.color == "yuv":
+        x = torch.einsum("ij,bjhw->bihw", _RGB_TO_YUV, x)
+        x[:, 0] -= 1.0  # Y from [0, 2] to [-1, 1]; U and V are already centred
+    else:
+        x -= 1.0
+    return x[0] if single else x
 
 
 @functools.lru_cache(maxsize=16)

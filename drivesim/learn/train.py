@@ -17,10 +17,8 @@ import hashlib
 import json
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,79 +27,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from drivesim import __version__
 from drivesim.atomic import missing_folders, remove_empty_folders, write_atomically, write_figure
-from drivesim.config import CameraConfig, check, check_camera_names, from_dict, to_dict
+from drivesim.config import CameraConfig, from_dict, to_dict
 from drivesim.errors import DrivesimError
-from drivesim.learn.augment import AugmentConfig, augment, correct_for_camera
-from drivesim.learn.checkpoint import WEIGHTS_FILE, save_checkpoint
-from drivesim.learn.models import ModelConfig, build_model, parameter_count, smallest_input
-from drivesim.learn.preprocess import Preprocessing
+from drivesim.learn.augment import augment, correct_for_camera
+from drivesim.learn.checkpoint import save_checkpoint
+from drivesim.learn.config import WEIGHTS_FILE, AugmentConfig, Preprocessing, TrainConfig
+from drivesim.learn.models import build_model, parameter_count
 from drivesim.processes import end_quietly_on_termination, usable_cores
 from drivesim.record import RecordingDataset, open_recording
-
-DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
-"""The --device values train understands."""
-
-
-def check_device_name(name: str) -> None:
-    """ConfigError unless `name` is a --device value train understands (whether torch can use it is
-    `training_device`'s question, asked when a run starts)."""
-    check(re.fullmatch(DEVICE_PATTERN, name) is not None, f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
-
-
-MAX_TORCH_SEED = 2**64 - 1
-"""The largest seed torch.manual_seed takes."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run depends on."""
-
-    data: tuple[str, ...]
-    """Recording folders to train on."""
-    out: str
-    """Output folder: model.safetensors, train-log.json, loss.png."""
-    val: tuple[str, ...] = ()
-    """Validation recordings; without them the last `val_fraction` of the training frames is held out."""
-    val_fraction: float = 0.1
-    """Share of the training frames held out when no --val is given [-]."""
-    model: ModelConfig = ModelConfig()
-    """Network architecture and heads."""
-    preprocessing: Preprocessing = Preprocessing()
-    """Crop, resize, colour space: stored in the checkpoint."""
-    augment: AugmentConfig = AugmentConfig()
-    """Augmentations of the training frames (never of validation frames)."""
-    cameras: tuple[str, ...] = ("center",)
-    """Rig cameras to train on; left/right frames get the steering correction."""
-    epochs: int = 10
-    """Passes over the training frames."""
-    batch: int = 64
-    """Frames per optimisation step."""
-    lr: float = 1e-3
-    """Peak learning rate of Adam, annealed to 5% of it by a cosine schedule."""
-    weight_decay: float = 1e-5
-    """L2 penalty of AdamW."""
-    workers: int | None = None
-    """DataLoader worker processes; None: `loader_workers` picks (2 on the CPU, up to 8 beside a GPU)."""
-    seed: int = 0
-    """Seeds weights, shuffling and augmentation."""
-    max_steps: int | None = None
-    """Stop after this many optimisation steps (quick tests); None = all epochs."""
-    device: str = "auto"
-    """Where the network trains: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N."""
-
-    def __post_init__(self) -> None:
-        check(len(self.data) > 0, "train needs at least one --data recording")
-        check(0 <= self.seed <= MAX_TORCH_SEED, f"seed must be in [0, 2**64 - 1] (torch's seeds), got {self.seed}")
-        check(self.epochs >= 1 and self.batch >= 1, "epochs and batch must be at least 1")
-        check(0 < self.val_fraction < 0.9, "val_fraction must be in (0, 0.9)")
-        check(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a number > 0, got {self.lr:g}")
-        check(self.workers is None or self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
-        check_device_name(self.device)
-        check_camera_names(self.cameras, "cameras")
-        smallest = smallest_input(self.model.architecture)
-        check(min(self.preprocessing.height, self.preprocessing.width) >= smallest,
-              f"the {self.model.architecture} network needs inputs of at least {smallest}x{smallest} px; "
-              f"preprocessing gives {self.preprocessing.height}x{self.preprocessing.width} (height x width)")
 
 
 class TrainingError(DrivesimError):

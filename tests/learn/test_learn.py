@@ -15,13 +15,12 @@ from drivesim.learn import (
     CheckpointError,
     ModelConfig,
     Preprocessing,
-    augment,
     build_model,
-    correct_for_camera,
     load_checkpoint,
     parameter_count,
     save_checkpoint,
 )
+from drivesim.learn.augment import augment, correct_for_camera
 from drivesim.learn.preprocess import _RGB_TO_YUV
 from drivesim.learn.train import TrainConfig, TrainingError, TrainingFrames, measure_loader, train
 from drivesim.record import RecordingDataset
@@ -154,13 +153,38 @@ def test_a_run_that_diverges_fails_and_writes_no_model(tiny_recording, tmp_path)
         with pytest.raises(OSError, match="No space left"):
             train(replace(config, lr=1e-3, out=str(tmp_path / "full" / "m")), progress=False, log=lambda _: None)
     assert not (tmp_path / "full").exists()  # no empty --out folder left behind
-    from drivesim import cli
-    from drivesim.learn.train import MAX_TORCH_SEED
-
-    assert cli.MAX_TORCH_SEED == MAX_TORCH_SEED  # the command line's copy, kept to spare --help the torch import
     for seed in (-1, 2**64):  # from a config file: torch.manual_seed raised an OverflowError at 2**64
         with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*64 - 1\]"):
             TrainConfig(data=(str(tiny_recording),), out=str(tmp_path / "n"), seed=seed)
+
+
+NO_TORCH = "import sys; sys.modules['torch'] = None; sys.argv[0] = 'drivesim'; from drivesim.cli import main; main()"
+"""Runs the command line in a Python where `import torch` fails: whatever answers then needs no torch."""
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "--data", "rec", "--out", "m", "--model", "nonet"], "unknown model 'nonet'"),
+    (["train", "--data", "rec", "--out", "m", "--cameras", "center,top"], "top"),
+    (["train", "--data", "rec", "--out", "m", "--device", "gpu"], "--device must be auto, cpu, cuda or cuda:N"),
+    (["train", "--data", "nowhere", "--out", "m"], "nowhere: no such recording folder"),
+    (["train", "--data", "rec", "--val", ".", "--out", "m"], "not a recording folder"),
+    (["dagger", "--out", "x", "--tracks", "nowhere"], "nowhere: no such track file or folder"),
+    (["dagger", "--out", "x", "--model", "nonet"], "unknown model 'nonet'"),
+])  # fmt: skip
+def test_train_and_dagger_check_their_settings_before_importing_torch(tiny_recording, tmp_path, arguments, message):
+    # torch takes seconds to import: a mistyped option or path is answered at once; torch loads only for a run.
+    (tmp_path / "rec").symlink_to(tiny_recording)
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, *arguments], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "m").exists() and not (tmp_path / "x").exists()
+
+
+def test_the_no_torch_guard_stops_a_run_that_needs_torch(tiny_recording, tmp_path):
+    # Without this, the test above could pass because torch was never asked for at all.
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, "train", "--data", str(tiny_recording), "--out", "m"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "import of torch halted" in result.stderr, result.stderr[-2000:]
 
 
 def test_too_few_frames_to_hold_some_out_is_a_clear_error(tmp_path, repo_root):
