@@ -34,7 +34,8 @@ from drivesim.learn.checkpoint import save_checkpoint
 from drivesim.learn.config import WEIGHTS_FILE, AugmentConfig, Preprocessing, TrainConfig
 from drivesim.learn.models import build_model, parameter_count
 from drivesim.processes import end_quietly_on_termination, usable_cores
-from drivesim.record import RecordingDataset, open_recording
+from drivesim.record import Recording, RecordingDataset
+from drivesim.record.manifest import MANIFEST_NAME
 
 
 class TrainingError(DrivesimError):
@@ -92,15 +93,10 @@ class AugmentedOrder(Sampler[tuple[int, int]]):
         return ((self.indices[k], seed) for k, seed in zip(order, seeds, strict=True))
 
 
-def recording_fingerprints(folders: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Which data a model saw: each recording's frames and a hash of its manifest."""
-    prints = []
-    for folder in folders:
-        manifest = Path(folder) / "manifest.json"
-        prints.append(
-            {"recording": str(folder), "frames": open_recording(folder).frames, "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest()}
-        )
-    return prints
+def recording_fingerprints(folders: Sequence[str], recordings: Sequence[Recording]) -> list[dict[str, Any]]:
+    """Which data a model saw: each recording's frames and a hash of its manifest, under the name `folders` gives it."""
+    return [{"recording": str(folder), "frames": recording.frames, "manifest_sha256": hashlib.sha256((recording.folder / MANIFEST_NAME).read_bytes()).hexdigest()}
+            for folder, recording in zip(folders, recordings, strict=True)]
 
 
 def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -166,8 +162,10 @@ def _run_training(config: TrainConfig, progress: bool, log: Callable[[str], None
     log(f"model {config.model.architecture}: {parameter_count(model):,} parameters on {device}, {workers} loader worker{'s' if workers != 1 else ''}; {len(order):,} training / {len(val_set):,} validation images{per_frame}")
 
     # ---- loop
-    data_prints = {"data": recording_fingerprints(config.data), "val": recording_fingerprints(config.val) if config.val else "tail of data",
-                   "camera": recorded_camera(config.data)}
+    # The datasets checked each recording when they opened it: opening a 600-shard one again costs seconds.
+    data_prints = {"data": recording_fingerprints(config.data, train_base.recordings),
+                   "val": recording_fingerprints(config.val, val_base.recordings) if config.val else "tail of data",
+                   "camera": recorded_camera(train_base.recordings)}
     if data_prints["camera"] is None:
         log("warning: the --data recordings do not share one camera (or do not say which), so the model records none: "
             "eval and play will render with their own, which may not be what it was trained on")
@@ -241,15 +239,15 @@ def _run_training(config: TrainConfig, progress: bool, log: Callable[[str], None
     return summary
 
 
-def recorded_camera(folders: tuple[str, ...]) -> dict[str, Any] | None:
-    """The camera (CameraConfig fields) all of `folders` were recorded with, as their manifests' rig says;
+def recorded_camera(recordings: Sequence[Recording]) -> dict[str, Any] | None:
+    """The camera (CameraConfig fields) all of `recordings` were recorded with, as their manifests' rig says;
     None when they differ or one does not say. A network sees the world through it: its field of view,
     mounting and image size are as much a part of the input as the preprocessing."""
-    stored = [(open_recording(folder).manifest.config.get("rig") or {}).get("camera") for folder in folders]
+    stored = [(recording.manifest.config.get("rig") or {}).get("camera") for recording in recordings]
     if any(camera is None for camera in stored):
         return None
     # As configs, not as stored: a field added since a recording was made counts as its default there.
-    cameras = [from_dict(CameraConfig, camera, f"{folder}: rig.camera") for folder, camera in zip(folders, stored, strict=True)]
+    cameras = [from_dict(CameraConfig, camera, f"{recording.folder}: rig.camera") for recording, camera in zip(recordings, stored, strict=True)]
     return to_dict(cameras[0]) if all(camera == cameras[0] for camera in cameras) else None
 
 

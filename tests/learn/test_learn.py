@@ -23,7 +23,7 @@ from drivesim.learn import (
 from drivesim.learn.augment import augment, correct_for_camera
 from drivesim.learn.preprocess import _RGB_TO_YUV
 from drivesim.learn.train import TrainConfig, TrainingError, TrainingFrames, measure_loader, train
-from drivesim.record import RecordingDataset
+from drivesim.record import RecordingDataset, open_recording
 
 
 def test_pilotnet_has_about_250k_parameters():
@@ -609,9 +609,10 @@ def test_recordings_made_through_different_cameras_give_the_model_no_camera(tiny
     wide = tmp_path / "wide"  # the same image size (else they could not be trained on together), a wider view
     generate(GenerateConfig(frames=10, shard_frames=10, seed=3, tracks=str(repo_root / "tracks" / "val" / "val-000.json"),
                             rig=RigConfig(camera=CameraConfig(fov=1.5))), wide, workers=1, progress=False)
-    assert recorded_camera((str(tiny_recording), str(tiny_recording))) == to_dict(CameraConfig())
-    assert recorded_camera((str(wide),)) == to_dict(CameraConfig(fov=1.5))
-    assert recorded_camera((str(tiny_recording), str(wide))) is None
+    default_view, wide_view = open_recording(tiny_recording), open_recording(wide)
+    assert recorded_camera((default_view, default_view)) == to_dict(CameraConfig())
+    assert recorded_camera((wide_view,)) == to_dict(CameraConfig(fov=1.5))
+    assert recorded_camera((default_view, wide_view)) is None
 
     lines: list[str] = []
     config = TrainConfig(data=(str(tiny_recording), str(wide)), out=str(tmp_path / "m"), model=ModelConfig("small"), max_steps=1, workers=0)
