@@ -103,14 +103,14 @@ def check_shard(path: Path, info: ShardInfo) -> None:
 
 def _check_layout(path: Path, f: h5py.File, info: ShardInfo, fields: Mapping[str, Any]) -> None:
     _check_version(path, f)
-    present = set()
-    f.visit(lambda name: present.add(name) if isinstance(f[name], h5py.Dataset) else None)
-    unknown = sorted(present - set(fields))
-    missing = sorted(set(fields) - present)
+    present: dict[str, h5py.Dataset] = {}  # each object looked up once: lookups are most of this check's time
+    f.visititems(lambda name, item: present.__setitem__(name, item) if isinstance(item, h5py.Dataset) else None)
+    unknown = sorted(present.keys() - fields.keys())
+    missing = sorted(fields.keys() - present.keys())
     if unknown or missing:
         raise RecordingError(f"{path}: datasets do not match the schema (missing: {missing}, unknown: {unknown})")
     for name, field in fields.items():
-        dataset = f[name]
+        dataset = present[name]
         expected = (info.frames, *field.shape)
         if dataset.dtype != field.np_dtype or dataset.shape != expected:
             raise RecordingError(f"{path}: {name} is {dataset.dtype} {dataset.shape}, expected {field.dtype} {expected}")
