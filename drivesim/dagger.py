@@ -277,15 +277,15 @@ def dagger_table(rows: list[dict[str, Any]]) -> str:
 
 def plot_dagger(rows: list[dict[str, Any]], path: Path, label: str = "DAgger (expert takeover)") -> None:
     """Each metric against training frames: DAgger iterations as a line (`label`), baselines as markers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     dagger = [r for r in rows if r["name"].startswith("DAgger")]
     baselines = [r for r in rows if not r["name"].startswith("DAgger")]
     titles = {"autonomy_pct": "autonomy [%]", "interventions_per_km": "interventions per km", "clean_lap_share": "laps without intervention", "crashes": "crashes", "mean_abs_offset_m": "mean |lateral offset| [m]", "mean_abs_steering_rate": "mean |steering rate| [1/s]"}
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), dpi=90)
+    fig = Figure(figsize=(13, 7), dpi=90)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 3)
     for ax, key in zip(axes.flat, TRACKED_METRICS, strict=True):
         xs = [r["frames"] for r in dagger if r[key] is not None]
         ys = [r[key] for r in dagger if r[key] is not None]
@@ -304,7 +304,6 @@ def plot_dagger(rows: list[dict[str, Any]], path: Path, label: str = "DAgger (ex
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
     write_figure(path, fig)
-    plt.close(fig)
 
 
 __all__ = ["DaggerConfig", "dagger_table", "run_dagger"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,13 +127,13 @@ def plot_runs(evaluation: Evaluation) -> bytes:
     """A PNG: for each track: the map with the driven line coloured by driver, interventions and crashes ringed; the lateral offset over distance.
 
     With several looks, every look of a track is drawn over the same row, and the row's title lists each look's figures."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     tracks = runs_by_track(evaluation)
-    fig, axes = plt.subplots(len(tracks), 2, figsize=(11, 3.2 * len(tracks)), dpi=80, gridspec_kw={"width_ratios": [1, 2.2]}, squeeze=False)
+    fig = Figure(figsize=(11, 3.2 * len(tracks)), dpi=80)  # not pyplot: its global back-end and figure list are the caller's
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(tracks), 2, gridspec_kw={"width_ratios": [1, 2.2]}, squeeze=False)
     for (map_ax, offset_ax), (track, runs) in zip(axes, tracks, strict=True):
         view = TopDownMap(track, (360, 360), margin=14)
         image = view.draw()
@@ -170,11 +171,14 @@ def plot_runs(evaluation: Evaluation) -> bytes:
         "red bar = start line, yellow arrow = direction",
         fontsize=9,
     )
-    # Keep a strip of 0.45 inch at the top for the title: tight_layout alone lays the first row over it.
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     picture = io.BytesIO()
-    fig.savefig(picture, format="png")
-    plt.close(fig)
+    with warnings.catch_warnings():
+        # The title holds the model's path, whose characters (CJK, say) the font may lack: they are drawn as
+        # boxes, and a warning for each would bury the metrics table printed beside the report.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        # Keep a strip of 0.45 inch at the top for the title: tight_layout alone lays the first row over it.
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+        fig.savefig(picture, format="png")
     return picture.getvalue()
 
 

@@ -309,6 +309,27 @@ def test_report_draws_every_look_of_a_track_in_one_row(short_track, tmp_path):
     assert image.shape[0] == round(3.2 * 80)  # one row for the track, not one per look
 
 
+def test_drawing_a_report_leaves_matplotlib_as_it_was_and_draws_any_model_name_quietly(short_track):
+    import warnings
+
+    import matplotlib
+
+    from drivesim.report import plot_runs
+
+    evaluation = evaluate(SteersByBrightness(), EvalConfig(tracks=short_track, laps=0.03))
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # a notebook's or a script's own choice, which a report must not switch to Agg
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            picture = plot_runs(replace(evaluation, driver="models/模型-試験"))  # a font without CJK glyphs warned for each
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    assert [str(w.message) for w in caught] == []
+    assert picture.startswith(b"\x89PNG")
+
+
 def test_a_report_over_an_earlier_one_removes_the_earlier_drivers_pictures_only(short_track, tmp_path):
     from drivesim.report import write_report
 

@@ -330,14 +330,14 @@ def measure_loader(loader: DataLoader, batches: int, warmup: int = 3) -> float:
 
 
 def plot_losses(history: list[dict[str, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig = Figure(figsize=(6, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train (augmented)")
     ax.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
     ax.set_xlabel("epoch")
@@ -350,7 +350,6 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     write_figure(path, fig)
-    plt.close(fig)
 
 
 __all__ = ["TrainConfig", "TrainingError", "TrainingFrames", "train"]
