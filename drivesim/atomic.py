@@ -10,14 +10,22 @@ survives a power cut. Pictures are encoded in memory first (`write_figure`,
 A run that makes an output folder and ends with nothing in it removes the
 folders it made (`missing_folders` before, `remove_empty_folders` after), so
 that a failed or interrupted run leaves no empty folder behind.
+
+A run that writes a folder holds it alone (`writing_alone`): a second run
+into it is refused instead of clearing away the first one's files as
+leftovers, or writing the same temporary files.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from drivesim.errors import DrivesimError
 
 TMP_SUFFIX = ".tmp"
 """Appended to a file's name while it is being written."""
@@ -91,3 +99,29 @@ def fsync_dir(folder: Path | str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class FolderInUse(DrivesimError):
+    """Another drivesim run is writing the folder."""
+
+
+@contextmanager
+def writing_alone(folder: Path | str, option: str) -> Iterator[None]:
+    """Hold an exclusive lock on the existing `folder` (flock on the folder itself: no lock file to leave behind)
+    while a run writes it; FolderInUse, naming the command-line `option` that chose it, if another run holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; runs are not guarded against each other
+        yield
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderInUse(f"{folder} is being written by another drivesim run; wait for it to end, or choose another {option}") from None
+        except OSError:  # a file system without flock on folders (NFS: EBADF, Lustre without -o flock: ENOSYS)
+            pass
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock

@@ -16,15 +16,16 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from drivesim.atomic import missing_folders, remove_empty_folders
+from drivesim.atomic import missing_folders, remove_empty_folders, writing_alone
 from drivesim.config import (
     MAX_LAPS,
     MIN_LAPS,
@@ -262,36 +263,34 @@ def evaluate(
     from tqdm import tqdm
 
     tracks = load_tracks(config.tracks)
-    if record is not None and Path(record).exists() and any(Path(record).iterdir()):
-        raise EvaluationError(f"{record} already exists and is not empty; --record needs a new folder")
     if workers < 1:
         raise EvaluationError("workers must be at least 1")
     evaluated = DriverKind(driver.kind)
-    made_for_record = missing_folders(record) if record is not None else []
-    attrs_config = to_dict(config)
     runs_to_drive = [(look, i, track) for look in range(config.looks) for i, track in enumerate(tracks)]
     runs = [(episode, look, i) for episode, (look, i, _) in enumerate(runs_to_drive)]
     expected = [config.laps * track.length / (0.9 * config.expert.max_speed * config.car.dt) for _, _, track in runs_to_drive]
-    groups = split_runs(expected, workers)
-    bar = tqdm(total=int(sum(expected)), unit="frame", desc=f"eval {name}", disable=not progress, dynamic_ncols=True)
-    try:
-        if len(groups) == 1:
-            driven = _drive(driver, config, tracks, runs, record, attrs_config, bar.update)
-        else:
-            driven = _drive_in_processes(driver, config, [[runs[r] for r in group] for group in groups], record, attrs_config, bar)
-    except BaseException:
-        if record is not None:  # a failed run is no recording: drop its finished shards, and what a killed process left
-            for episode, _, _ in runs:
-                Path(record, shard_name(episode)).unlink(missing_ok=True)
-                Path(record, shard_name(episode) + TMP_SUFFIX).unlink(missing_ok=True)
-            remove_empty_folders(made_for_record)
-        raise
-    finally:
-        bar.close()
-    driven.sort(key=lambda d: d.episode)
-    if record is not None:
-        shards = [d.shard for d in driven if d.shard is not None]
-        write_manifest(record, shards, attrs_config, {"seed": config.seed}, {"driver": name, "kind": "evaluation"})
+    attrs_config = to_dict(config)
+    with _recording_alone(record) as made_for_record:
+        groups = split_runs(expected, workers)
+        bar = tqdm(total=int(sum(expected)), unit="frame", desc=f"eval {name}", disable=not progress, dynamic_ncols=True)
+        try:
+            if len(groups) == 1:
+                driven = _drive(driver, config, tracks, runs, record, attrs_config, bar.update)
+            else:
+                driven = _drive_in_processes(driver, config, [[runs[r] for r in group] for group in groups], record, attrs_config, bar)
+        except BaseException:
+            if record is not None:  # a failed run is no recording: drop its finished shards, and what a killed process left
+                for episode, _, _ in runs:
+                    Path(record, shard_name(episode)).unlink(missing_ok=True)
+                    Path(record, shard_name(episode) + TMP_SUFFIX).unlink(missing_ok=True)
+                remove_empty_folders(made_for_record)
+            raise
+        finally:
+            bar.close()
+        driven.sort(key=lambda d: d.episode)
+        if record is not None:
+            shards = [d.shard for d in driven if d.shard is not None]
+            write_manifest(record, shards, attrs_config, {"seed": config.seed}, {"driver": name, "kind": "evaluation"})
 
     dt, takeover = config.car.dt, config.interventions.enabled
     track_runs = []
@@ -311,6 +310,22 @@ def evaluate(
 
 
 # ---------------------------------------------------------------- worker processes
+@contextmanager
+def _recording_alone(record: Path | None) -> Iterator[list[Path]]:
+    """Make the new, empty --record folder `record` (if any) and hold it alone while the runs write it; yields
+    the folders made for it, for a failed run to remove. A second eval into the same folder is refused before
+    it writes or removes anything: its clean-up would take the first one's shards for its own."""
+    if record is None:
+        yield []
+        return
+    made = missing_folders(record)
+    Path(record).mkdir(parents=True, exist_ok=True)
+    with writing_alone(record, "--record"):
+        if any(Path(record).iterdir()):
+            raise EvaluationError(f"{record} already exists and is not empty; --record needs a new folder")
+        yield made
+
+
 def _drive_in_worker(driver: Any, config: EvalConfig, runs: list[tuple[int, int, int]], record: Path | None, attrs_config: dict[str, Any]) -> list[_Driven]:
     if "torch" in sys.modules:  # a spawned worker imported torch only now, unpickling the network driver
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

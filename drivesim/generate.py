@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import h5py
 import numpy as np
 
 from drivesim import __version__
+from drivesim.atomic import writing_alone
 from drivesim.config import EPISODES_PER_SHARD_MAX, EpisodeConfig, GenerateConfig, to_dict
 from drivesim.drivers import ExpertDriver, NoisyDriver
 from drivesim.errors import DrivesimError
@@ -439,7 +439,7 @@ def generate(
             raise GenerateError(f"the policy {config.policy} was trained through another camera than this run's rig.camera "
                                 f"({trained.differences(config.rig.camera)}): it would drive on frames unlike those it learned from; record through its camera")
     folder.mkdir(parents=True, exist_ok=True)
-    with _writing_alone(folder):
+    with writing_alone(folder, "--out"):
         config = _as_recorded(folder, config)
         kept = prepare_folder(folder, config, force)
         todo = [job for job in plan_shards(config) if job.index not in kept]
@@ -461,29 +461,6 @@ def generate(
     made = config.frames - sum(info.frames for info in kept.values())
     seconds = time.perf_counter() - started
     return GenerateResult(folder, config.frames, len(shards), len(kept), made, seconds, sum(info.size for info in shards), _kept_versions(folder, kept))
-
-
-@contextmanager
-def _writing_alone(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `folder` (flock on the folder itself: no lock file to leave behind) while a
-    run writes it. A second run into the same folder would delete the first one's shards in progress as
-    leftovers of an interrupted run, and both would write the same temporary files."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; runs are not guarded against each other
-        yield
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise GenerateError(f"{folder} is being written by another drivesim run; wait for it to end, or choose another --out") from None
-        except OSError:  # a file system without flock on folders (NFS: EBADF, Lustre without -o flock: ENOSYS)
-            pass
-        yield
-    finally:
-        os.close(descriptor)  # releases the lock
 
 
 def _kept_versions(folder: Path, kept: dict[int, ShardInfo]) -> dict[str, int]:

@@ -622,6 +622,31 @@ def test_a_second_run_into_a_folder_being_written_is_refused_and_the_first_is_un
     assert cli(*args).returncode == 0  # once the first has ended, the same command runs (and keeps every shard)
 
 
+@pytest.mark.parametrize("command", [
+    ["eval", "--model", "expert", "--tracks", "TRACK", "--laps", "0.05", "--no-reference", "--workers", "1", "--record"],
+    ["train", "--data", "RECORDING", "--model", "small", "--max-steps", "1", "--workers", "0", "--force", "--out"],
+], ids=["eval-record", "train-out"])  # fmt: skip
+def test_eval_and_train_refuse_a_folder_another_run_is_writing(tmp_path, tiny_recording, repo_root, command):
+    # Two evals into one --record destroyed each other (each one's clean-up removed the other's shards); two
+    # trains into one --out both said they wrote it, and one model was lost.
+    import fcntl
+
+    folder = tmp_path / "busy"
+    folder.mkdir()
+    in_progress = folder / "shard-00000.h5.tmp"  # what the other run is writing
+    in_progress.write_bytes(b"half a shard")
+    track = repo_root / "tracks" / "val" / "val-000.json"
+    holder = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused = cli(*[{"TRACK": track, "RECORDING": tiny_recording}.get(word, word) for word in command], folder)
+    finally:
+        os.close(holder)
+    assert refused.returncode == 2 and f"{folder} is being written by another drivesim run" in refused.stderr, refused.stderr
+    assert f"choose another {command[-1]}" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    assert sorted(folder.iterdir()) == [in_progress] and in_progress.read_bytes() == b"half a shard"
+
+
 def test_a_file_system_without_folder_locks_still_generates(tmp_path, monkeypatch):
     # NFS emulates flock with fcntl locks, which a folder opened read-only cannot take: EBADF, for every run.
     import errno

@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from drivesim import __version__
-from drivesim.atomic import missing_folders, remove_empty_folders, write_atomically, write_figure
+from drivesim.atomic import missing_folders, remove_empty_folders, write_atomically, write_figure, writing_alone
 from drivesim.config import CameraConfig, from_dict, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.learn.augment import augment, correct_for_camera
@@ -104,7 +104,9 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
     interrupted before its first model is saved (a full disk, Ctrl-C) leaves no empty --out folder."""
     made = missing_folders(config.out)
     try:
-        return _run_training(config, progress, log)
+        Path(config.out).mkdir(parents=True, exist_ok=True)
+        with writing_alone(config.out, "--out"):  # two runs into one folder: one model, with the other's log
+            return _run_training(config, progress, log)
     except BaseException:
         remove_empty_folders(made)
         raise
@@ -206,8 +208,6 @@ def _run_training(config: TrainConfig, progress: bool, log: Callable[[str], None
         improved = val_loss < best
         if improved:
             if not math.isfinite(best):  # the first save replaces an earlier run's model: its log no longer describes it
-                # Made only now, so that a run refused or diverged before it has a model leaves no empty folder.
-                out.mkdir(parents=True, exist_ok=True)
                 for stale in ("train-log.json", "loss.png"):
                     (out / stale).unlink(missing_ok=True)
             best = val_loss
