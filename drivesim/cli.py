@@ -398,8 +398,7 @@ def play_command(
     if driver == "network" and model is None:
         raise DrivesimError("--driver network needs --model")
     if screenshot is not None:
-        _check_png(screenshot, "--screenshot")
-        _check_folder_option(screenshot.parent, "--screenshot")  # before the session, not after it
+        _check_png(screenshot, "--screenshot")  # before the session, not after it
     config = PlayConfig(
         size=_window_size(size),
         track=str(track) if track is not None else None,
@@ -508,8 +507,12 @@ def _what_training_left(out: Path) -> str:
 
 
 def _check_png(path: Path, option: str) -> None:
+    """`path` names a PNG file this run can write: checked before the drawing, not after it."""
     if path.suffix.lower() != ".png":
         raise DrivesimError(f"{option} must name a .png file, got {str(path)!r}")
+    if path.is_dir():
+        raise DrivesimError(f"{option}: {path} is a folder, where a .png file must be")
+    _check_folder_option(path.parent, option)
 
 
 def _check_folder_option(folder: Path | None, option: str) -> None:
@@ -517,7 +520,12 @@ def _check_folder_option(folder: Path | None, option: str) -> None:
     Checked before any work, so that the mistake is not found after it."""
     if folder is None:
         return
-    existing = next(path for path in (folder, *folder.absolute().parents) if path.exists())
+    for path in (folder, *folder.absolute().parents):
+        if path.is_symlink() and not path.exists():  # mkdir would fail there, after all the work: "File exists"
+            raise DrivesimError(f"{option}: {path} is a link to {os.readlink(path)}, which does not exist")
+        if path.exists():
+            existing = path
+            break
     if not existing.is_dir():
         raise DrivesimError(f"{option}: {existing} is a file, where a folder must be")
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -603,6 +603,31 @@ def test_an_output_folder_option_naming_a_file_is_refused_before_any_work(tmp_pa
     assert result.stdout == "" and (tmp_path / "afile").read_text() == ""
 
 
+def test_an_output_path_through_a_broken_link_is_refused_before_any_work(tmp_path, tiny_recording, repo_root):
+    # mkdir fails on a link to nothing only when the output is written: train lost its model, eval its report.
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    track = repo_root / "tracks" / "val" / "val-000.json"
+    for command in (["train", "--data", tiny_recording, "--model", "small", "--epochs", "1", "--out", tmp_path / "dangling"],
+                    ["eval", "--model", "expert", "--tracks", track, "--laps", "0.05", "--report", tmp_path / "dangling" / "report"],
+                    ["inspect", tiny_recording, "--out", tmp_path / "dangling"],
+                    ["tracks", "preview", track, "--out", tmp_path / "dangling" / "preview.png"]):
+        result = cli(*command)
+        assert result.returncode == 2 and result.stdout == "", (command, result.stdout, result.stderr)
+        assert result.stderr == f"drivesim: error: --out: {tmp_path / 'dangling'} is a link to {tmp_path / 'gone'}, which does not exist\n" or (
+            command[0] == "eval" and "--report: " in result.stderr and "which does not exist" in result.stderr), result.stderr
+    assert not (tmp_path / "gone").exists()
+
+
+def test_tracks_preview_checks_where_its_png_goes_before_drawing(tmp_path, repo_root):
+    # It used to draw first and then fail on its temporary file ("p.png.tmp: Read-only file system").
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "a.png").mkdir()
+    for out, message in ((tmp_path / "afile" / "p.png", f"--out: {tmp_path / 'afile'} is a file, where a folder must be"),
+                         (tmp_path / "a.png", f"--out: {tmp_path / 'a.png'} is a folder, where a .png file must be")):
+        result = cli("tracks", "preview", repo_root / "tracks" / "val", "--out", out)
+        assert result.returncode == 2 and result.stderr == f"drivesim: error: {message}\n", result.stderr
+
+
 def test_a_second_run_into_a_folder_being_written_is_refused_and_the_first_is_unharmed(tmp_path, repo_root):
     # The second run once took the first's shards in progress for an interrupted run's leftovers and deleted them.
     args = ["generate", "--frames", 3000, "--shard-frames", 500, "--tracks", repo_root / "tracks" / "val", "--randomize", "none", "--workers", 1, "--out", tmp_path / "r"]
