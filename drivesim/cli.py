@@ -387,8 +387,10 @@ def play_command(
 
     if track is not None and seed is not None:
         raise DrivesimError("give --track or --seed, not both")
-    if track is not None and track.is_dir():
-        example = next((path for path in sorted(track.glob("*.json")) if _is_track_file(path)), None)
+    from drivesim.track.io import bundled_if_missing  # tracks/holdout/... is found from any folder, as --tracks is
+
+    if track is not None and bundled_if_missing(track).is_dir():
+        example = next((track / path.name for path in sorted(bundled_if_missing(track).glob("*.json")) if _is_track_file(path)), None)
         raise DrivesimError(f"--track takes one track file, and {track} is a folder" + (f": e.g. --track {example}" if example else ""))
     if randomize not in ("none", "light", "full"):
         raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")

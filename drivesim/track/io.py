@@ -78,9 +78,21 @@ def track_from_json(data: Any, source: str = "track") -> Track:
     return track
 
 
+def bundled_if_missing(source: Path | str) -> Path:
+    """`source`, or for a relative tracks/... path that does not exist here, the bundled one (tracks/train,
+    tracks/val, tracks/holdout and their files), so they are found from any working folder and after a
+    non-editable install."""
+    source = Path(source)
+    if not source.exists() and source.parts[:1] == ("tracks",):
+        bundled = BUNDLED_TRACKS.joinpath(*source.parts[1:])
+        if bundled.exists():
+            return bundled
+    return source
+
+
 def load_track(path: Path | str) -> Track:
-    """Read a track file; raises TrackError with the file name for any problem."""
-    path = Path(path)
+    """Read a track file (see `bundled_if_missing`); raises TrackError with the file name for any problem."""
+    path = bundled_if_missing(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -100,16 +112,8 @@ def load_track(path: Path | str) -> Track:
 
 
 def track_files(source: Path | str) -> list[Path]:
-    """The track files of a folder (sorted by name), or the one file given.
-
-    A relative tracks/... path that does not exist here is taken from the bundled sets
-    (tracks/train, tracks/val, tracks/holdout), so they are found from any working folder and
-    after a non-editable install."""
-    source = Path(source)
-    if not source.exists() and source.parts[:1] == ("tracks",):
-        bundled = BUNDLED_TRACKS.joinpath(*source.parts[1:])
-        if bundled.exists():
-            source = bundled
+    """The track files of a folder (sorted by name), or the one file given (see `bundled_if_missing`)."""
+    source = bundled_if_missing(source)
     if source.is_dir():
         if (source / "manifest.json").is_file() and any(source.glob("shard-*.h5")):
             raise TrackError(f"{source} is a recording folder, not a folder of track files (such as tracks/train)")
