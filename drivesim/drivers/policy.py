@@ -54,12 +54,25 @@ class PolicyDriver:
 
     @torch.no_grad()
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """Network outputs (B, 1 or 2), clipped to [-1, 1], for uint8 frames (B, H, W, 3)."""
+        """Network outputs (B, 1 or 2), clipped to [-1, 1], for uint8 frames (B, H, W, 3). PolicyError for
+        other arrays: float frames in [0, 1] would give a confident answer to a near-black input. Frames of
+        another size than the checkpoint's camera are resized by the preprocessing (eval's robustness tests
+        render through another camera on purpose, with a warning)."""
+        self.check_frames(images)
         batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
         outputs = self.model(self.preprocessing.apply(batch))
         if not bool(torch.isfinite(outputs).all()):  # clamping would turn NaN into a full-lock command
             raise PolicyError(f"{self.checkpoint.path}: the network's output is not finite (NaN or infinity) for this frame")
         return outputs.clamp_(-1.0, 1.0).numpy()
+
+    def check_frames(self, images: np.ndarray) -> None:
+        """PolicyError unless `images` is a batch of frames as `predict` takes them."""
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3:
+            hint = "; for one frame, pass frame[None]" if images.ndim == 3 and images.shape[-1] == 3 else ""
+            raise PolicyError(f"the network takes a batch of RGB frames (B, H, W, 3), got an array of shape {images.shape}{hint}")
+        if images.dtype != np.uint8:
+            raise PolicyError(f"the network takes uint8 frames (0-255, as rendered and recorded), got {images.dtype}")
 
     def act_batch(self, worlds: Sequence[World], frames: Sequence[Mapping[str, np.ndarray]]) -> list[Controls]:
         outputs = self.predict(np.stack([f[self.camera] for f in frames]))

@@ -10,6 +10,7 @@ frame counts, without reading any data.
 
 from __future__ import annotations
 
+import operator
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -75,7 +76,8 @@ class RecordingDataset(Dataset):
         max_open_files: int = 64,
     ) -> None:
         # Read once: a generator (Path.glob) would be used up by the checks below and leave no recordings.
-        folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
+        folders = [folders] if isinstance(folders, (str, bytes, os.PathLike)) else list(folders)
+        folders = [os.fsdecode(folder) if isinstance(folder, bytes) else folder for folder in folders]
         if extras is None:
             extras = ()
         # One name alone is a common way to ask for one camera or label; iterating it would ask for its letters.
@@ -101,6 +103,9 @@ class RecordingDataset(Dataset):
         """Full schema names of the label fields, e.g. ("labels/steering",)."""
         self.extras = tuple(field_name(name) for name in extras if name not in _SAMPLE_EXTRAS)
         """Full schema names of the extra fields."""
+        for kind, names in (("label", self.labels), ("extra", self.extras)):
+            if len(set(names)) != len(names):  # "steering" and "labels/steering" are one field: a column twice
+                raise RecordingError(f"{kind}(s) given more than once: {[name for name in dict.fromkeys(names) if names.count(name) > 1]}")
         self.transform = transform
         self.max_open_files = max_open_files
         self._with_camera = len(self.cameras) > 1 or "camera" in extras
@@ -136,6 +141,10 @@ class RecordingDataset(Dataset):
 
     def _split(self, index: int) -> tuple[int, int, int]:
         """(shard number over all recordings, frame in that shard, camera index) of sample `index`."""
+        try:
+            index = operator.index(index)  # a numpy integer or a one-element integer tensor (a torch sampler's) too
+        except TypeError:
+            raise TypeError(f"a sample index must be an integer, got {type(index).__name__}") from None
         if not -len(self) <= index < len(self):
             raise IndexError(f"sample {index} is out of range for {len(self)} samples")
         frame, camera = divmod(index % len(self), len(self.cameras))

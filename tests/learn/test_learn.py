@@ -377,6 +377,11 @@ def test_a_policy_whose_output_is_not_finite_stops_instead_of_steering_full_lock
     driver = PolicyDriver(checkpoint)
     frames = np.zeros((2, 120, 160, 3), np.uint8)
     assert np.all(np.abs(driver.predict(frames)) <= 1)
+    # Frames scaled to [0, 1] gave one near-constant answer; one frame without its batch axis, torch's own error.
+    with pytest.raises(PolicyError, match="takes uint8 frames .*, got float32"):
+        driver.predict(frames.astype(np.float32) / 255)
+    with pytest.raises(PolicyError, match=r"a batch of RGB frames \(B, H, W, 3\), got an array of shape \(120, 160, 3\); for one frame, pass frame\[None\]"):
+        driver.predict(frames[0])
     with torch.no_grad():
         next(checkpoint.model.parameters()).fill_(float("nan"))
     with pytest.raises(PolicyError, match="not finite"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from record_helpers import ATTRS, CAMERAS, make_frame, write_frames, write_shard
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from drivesim.record import (
     RecordingDataset,
@@ -45,6 +46,24 @@ def test_dataset_matches_the_written_frames(recording):
     assert dataset.locate(33)[0].name == "shard-00001.h5" and dataset.locate(33)[1:] == (0, "center")
     with pytest.raises(IndexError):
         dataset[51]
+
+
+def test_dataset_takes_the_indices_and_paths_torch_code_hands_it(recording):
+    # Subset(ds, torch.arange(n)) and a tensor sampler index with 0-d tensors, which divmod refused.
+    folder, records = recording
+    dataset = RecordingDataset(os.fsencode(folder))  # bytes were iterated as folder names
+    label = torch.tensor([records[7]["labels/steering"]], dtype=torch.float32)
+    assert torch.equal(dataset[torch.tensor(7)][1], label) and torch.equal(dataset[np.int64(7)][1], label)
+    assert torch.equal(Subset(dataset, torch.arange(10))[7][1], label)
+    images, _ = next(iter(DataLoader(dataset, sampler=torch.randperm(len(dataset)), batch_size=4)))
+    assert images.shape == (4, 3, 24, 32)
+    with pytest.raises(TypeError, match="a sample index must be an integer, got float"):
+        dataset[1.0]
+    # One field named twice (short and full) was a duplicate label column.
+    with pytest.raises(RecordingError, match=r"label\(s\) given more than once: \['labels/steering'\]"):
+        RecordingDataset(folder, labels=("steering", "labels/steering"))
+    with pytest.raises(RecordingError, match=r"extra\(s\) given more than once: \['state/speed'\]"):
+        RecordingDataset(folder, extras=("speed", "state/speed"))
 
 
 def test_dataset_equals_plain_h5py(recording):
