@@ -24,6 +24,7 @@ from drivesim.atomic import missing_folders, remove_empty_folders
 from drivesim.config import (
     MAX_LAPS,
     MIN_LAPS,
+    TRACK_WIDTHS,
     CameraConfig,
     TrackConfig,
     check_camera_names,
@@ -41,7 +42,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(given: bool) -> None:
+    if given:
+        from drivesim import __version__
+
+        typer.echo(f"drivesim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print drivesim's version and exit."),
+) -> None:
+    pass  # the app's own options; its help text is the Typer's
 
 
 def _number(low: float | None = None, high: float | None = None, *, above: bool = False) -> Callable[[str], float]:
@@ -79,11 +96,11 @@ def tracks_generate(
     out: Path = typer.Option(..., "--out", help="Folder to write track files (track-00007.json for seed 7) into."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the first track; the others use seed+1, seed+2, ..."),
     count: int = typer.Option(1, "--count", min=1, help="Number of tracks."),
-    length: float | None = typer.Option(None, parser=_number(), help="Length [m]: each track comes out within about 15 % of it, so a set varies (default 1200)."),
-    width: float | None = typer.Option(None, parser=_number(), help="Road width [m] (default 8)."),
-    lanes: int | None = typer.Option(None, help="1 or 2 lanes (default 1)."),
-    curviness: float | None = typer.Option(None, parser=_number(), help="0 (near-circle) to 1 (many bends) (default 0.5)."),
-    min_radius: float | None = typer.Option(None, "--min-radius", parser=_number(), help="Tightest bend radius [m] (default 20)."),
+    length: float | None = typer.Option(None, parser=_number(), help="Length [m], 200 to 5000: each track comes out within about 15 % of it, so a set varies [default 1200]."),
+    width: float | None = typer.Option(None, parser=_number(), help=f"Road width [m], {TRACK_WIDTHS[0]:g} to {TRACK_WIDTHS[1]:g} [default 8]."),
+    lanes: int | None = typer.Option(None, help="1 or 2 lanes [default 1]."),
+    curviness: float | None = typer.Option(None, parser=_number(), help="0 (near-circle) to 1 (many bends) [default 0.5]."),
+    min_radius: float | None = typer.Option(None, "--min-radius", parser=_number(), help="Tightest bend radius [m], at least the road width [default 20]."),
     config: Path | None = typer.Option(None, "--config", help="TrackConfig JSON file; options given here override it."),
     force: bool = typer.Option(False, "--force", help="Replace track files in --out that hold other tracks."),
 ) -> None:
@@ -96,7 +113,7 @@ def tracks_generate(
     _check_folder_option(out, "--out")
     given = _given({"length": length, "width": width, "lanes": lanes, "curviness": curviness, "min_radius": min_radius})
     track_config = load_json(TrackConfig, config, overrides=given) if config else from_dict(TrackConfig, given)
-    with tqdm(range(seed, seed + count), desc="tracks", unit="track", disable=count < 2) as seeds:  # closed before an error is shown
+    with tqdm(range(seed, seed + count), desc="tracks", unit="track", disable=count < 2 or not sys.stderr.isatty()) as seeds:  # closed before an error is shown
         tracks = {out / f"track-{s:05d}.json": generate_track(s, track_config) for s in seeds}
     # A recording made on a track folder stores its files' digest: replacing one in place would stop it resuming.
     other = [path for path, track in tracks.items() if path.exists() and not _holds_track(path, track_to_json(track))]
@@ -118,7 +135,7 @@ def tracks_generate(
 
 @tracks_app.command("preview")
 def tracks_preview(
-    files: list[Path] = typer.Argument(..., help="Track files or folders of track files."),
+    files: list[Path] = typer.Argument(..., metavar="TRACKS", help="Track files or folders of track files."),
     out: Path = typer.Option(..., "--out", help="PNG to write."),
     columns: int | None = typer.Option(None, min=1, help="Tiles per row (default: up to 4)."),
 ) -> None:
@@ -184,7 +201,7 @@ def generate_command(
 
 @app.command("inspect")
 def inspect_command(
-    recording: Path = typer.Argument(..., help="Recording folder."),
+    recording: Path = typer.Argument(..., metavar="RECORDING", help="Recording folder."),
     out: Path | None = typer.Option(None, "--out", help="Folder for contact-sheet.png and histograms.png (default: the recording folder)."),
     samples: int = typer.Option(24, "--samples", min=1, help="Frames on the contact sheet."),
     camera: str = typer.Option("center", "--camera", help="Camera shown on the contact sheet (its labels are the car's: side cameras without the training side correction)."),
@@ -223,12 +240,12 @@ def inspect_command(
 
 @app.command("train")
 def train_command(
-    data: list[Path] | None = typer.Option(None, "--data", help="Recording folder to train on; repeat --data for several (e.g. --data a --data b)."),
+    data: list[Path] | None = typer.Option(None, "--data", metavar="RECORDING", help="Recording folder to train on; repeat --data for several (e.g. --data a --data b)."),
     out: Path = typer.Option(..., "--out", help="Output folder, e.g. models/NAME: model.safetensors, train-log.json, loss.png."),
     model: str | None = typer.Option(None, "--model", help="pilotnet (Bojarski et al. 2016, ~250k parameters) or small (fast) [default pilotnet]."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Passes over the training frames [default 10]."),
     batch: int | None = typer.Option(None, "--batch", min=1, help="Frames per optimisation step [default 64]."),
-    val: list[Path] | None = typer.Option(None, "--val", help="Validation recording (repeat --val for several), best from other tracks; default: the last 10% of the training frames, whose tracks training has seen, so that loss is optimistic."),
+    val: list[Path] | None = typer.Option(None, "--val", metavar="RECORDING", help="Validation recording (repeat --val for several), best from other tracks; default: the last 10% of the training frames, whose tracks training has seen, so that loss is optimistic."),
     seed: int | None = typer.Option(None, "--seed", min=0, max=MAX_TORCH_SEED, help="Seeds weights, shuffling and augmentation [default 0]."),
     lr: float | None = typer.Option(None, "--lr", parser=_number(0, above=True), help="Peak learning rate [default 0.001]."),
     workers: int | None = typer.Option(None, "--workers", min=0, help="DataLoader worker processes (0: read in the training process) [default: 2 on the CPU; beside a GPU one per core, up to 8]."),

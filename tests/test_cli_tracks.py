@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -7,8 +8,8 @@ from pathlib import Path
 import cv2
 
 
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "drivesim.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120)
+def run_cli(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "drivesim.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
 
 
 def test_tracks_generate_and_preview(tmp_path):
@@ -69,9 +70,16 @@ def test_user_errors_are_one_line_with_nonzero_exit(tmp_path):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def test_help_lists_commands():
+def test_help_lists_commands_and_the_version_is_one_option_away():
+    from drivesim import __version__
+
     result = run_cli("--help")
     assert result.returncode == 0 and "tracks" in result.stdout
+    assert "Train a driving network" in run_cli("train", "-h").stdout
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout == f"drivesim {__version__}\n"
+    # Options that take a list show what goes in them, not typer's type name.
+    assert "--data RECORDING" in run_cli("train", "--help", env={**os.environ, "COLUMNS": "120"}).stdout
 
 
 def test_bundled_tracks_are_found_from_any_folder(tmp_path):
