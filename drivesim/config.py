@@ -419,11 +419,11 @@ def from_dict(cls: type[T], data: Any, where: str = "", base: T | None = None) -
     file holding `{"noise": {"correlation_time": 1.0}}` keeps GenerateConfig's steering noise, not
     NoiseConfig's own default of none.
     """
-    label = where or cls.__name__
+    label = where.removesuffix(":") or cls.__name__
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
-        raise ConfigError(f"{label}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{label}: expected a mapping, got {_json_kind(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -436,11 +436,33 @@ def from_dict(cls: type[T], data: Any, where: str = "", base: T | None = None) -
     kwargs = {}
     for name, value in data.items():
         inner = getattr(base, name) if base is not None else _default(fields[name])
-        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name, inner)
+        kwargs[name] = _coerce(hints[name], value, _within(where, name), inner)
     try:
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except ConfigError as error:  # a value out of range: say which file and section holds it
-        raise ConfigError(f"{where}: {error}" if where else str(error)) from None
+        raise ConfigError(f"{label}: {error}" if where else str(error)) from None
+
+
+def _within(where: str, key: str) -> str:
+    """The label of `key` inside the section labelled `where`: "a.b" in a section, "cfg.json: a" at the top of a
+    file (whose label ends in ":", as `load_json` gives it)."""
+    if not where:
+        return key
+    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON file holds where `value` came from: an object, a list, a string, a number, true/false, null."""
+    kinds = ((bool, "true/false"), (dict, "an object"), ((list, tuple), "a list"), (str, "a string"), ((int, float), "a number"))
+    return "null" if value is None else next((kind for types_, kind in kinds if isinstance(value, types_)), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    """`value` as the JSON file spells it (true, not Python's True), where it has a JSON spelling."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):  # inf from a number too large to be a float (1e400), a tuple's item
+        return repr(value)
 
 
 def _default(field: dataclasses.Field) -> Any:
@@ -463,32 +485,41 @@ def _coerce(hint: Any, value: Any, where: str, base: Any = None) -> Any:
         return _coerce(hint, value, where, base)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {_shown(value)}")
         item = typing.get_args(hint)[0]
         return tuple(_coerce(item, v, where) for v in value)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {_shown(value)}")
         try:
             number = float(value)
         except OverflowError:  # an integer too large for a float
             number = math.inf
         if not math.isfinite(number):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+            raise ConfigError(f"{where}: expected a finite number, got {_shown(value)}")
         return number
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {_shown(value)}")
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {_shown(value)}")
         return value
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {_shown(value)}")
         return value
     return value
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's keys as a dict; ValueError for a key given twice (json would keep the last silently)."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        repeated = next(key for key, _ in pairs if [k for k, _ in pairs].count(key) > 1)
+        raise ValueError(f"the key {repeated!r} is given twice in one object")
+    return data
 
 
 def _refuse_constant(name: str) -> Any:
@@ -506,7 +537,7 @@ def load_json(cls: type[T], path: Path, ignore: tuple[str, ...] = (), overrides:
     if isinstance(data, dict) and isinstance(data.get("config"), dict) and "config" not in names and not set(data) <= names:
         raise ConfigError(f"{path} is a run's log or manifest, not a config file: its \"config\" section is the run's "
                           "config; save that section as a file of its own and give that")
-    return from_dict(cls, merge_plain(data, overrides or {}), str(path))
+    return from_dict(cls, merge_plain(data, overrides or {}), f"{path}:")
 
 
 def merge_plain(data: Any, overrides: dict[str, Any]) -> Any:
@@ -525,13 +556,14 @@ def merge_plain(data: Any, overrides: dict[str, Any]) -> Any:
 def read_json(path: Path, ignore: tuple[str, ...] = ()) -> Any:
     """The plain data of a JSON config file, top-level keys in `ignore` dropped; ConfigError for a bad file."""
     try:
-        data = json.loads(Path(path).read_text(), parse_constant=_refuse_constant)
+        data = json.loads(Path(path).read_text(), parse_constant=_refuse_constant, object_pairs_hook=_refuse_repeated_keys)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, not a config file") from None
     except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, NaN, a number of thousands of digits
-        raise ConfigError(f"{path}: not valid JSON ({error})") from None
+        other = "; config files are JSON" if Path(path).suffix.lower() != ".json" else ""  # a YAML or TOML file, say
+        raise ConfigError(f"{path}: not valid JSON ({error}){other}") from None
     if isinstance(data, dict):
         data = {key: value for key, value in data.items() if key not in ignore}
     return data

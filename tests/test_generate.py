@@ -285,12 +285,15 @@ def test_a_config_file_section_keeps_the_defaults_it_does_not_mention(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[1, 2]", "c.json: expected a mapping, got list"),
-        ('{"randomization": 5}', "c.json.randomization: expected a mapping, got int"),
-        ('{"rig": null}', "c.json.rig: expected a mapping, got NoneType"),
+        ("[1, 2]", "c.json: expected a mapping, got a list"),
+        ('{"randomization": 5}', "c.json: randomization: expected a mapping, got a number"),
+        ('{"rig": null}', "c.json: rig: expected a mapping, got null"),
         ('{"policy": "no-such-model"}', "no-such-model: no such checkpoint"),
+        # Spelled as in the file: JSON's true, not Python's True.
+        ('{"noise": {"steering_std": true}}', "c.json: noise.steering_std: expected a number, got true"),
+        ('{"seed": 1, "seed": 2}', "not valid JSON (the key 'seed' is given twice in one object)"),  # the last one won
     ],
-    ids=["list", "number-section", "null-section", "missing-policy"],
+    ids=["list", "number-section", "null-section", "missing-policy", "json-true", "repeated-key"],
 )
 def test_a_broken_config_file_is_refused_even_beside_options_that_set_its_sections(tmp_path, text, message):
     # The options' sections once replaced what the file had in their place: a broken file ran as if it were fine.
@@ -298,6 +301,12 @@ def test_a_broken_config_file_is_refused_even_beside_options_that_set_its_sectio
     result = cli("generate", "--config", tmp_path / "c.json", "--randomize", "none", "--width", 64, "--frames", 10, "--out", tmp_path / "r")
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_config_file_in_another_format_is_told_that_config_files_are_json(tmp_path):
+    (tmp_path / "c.yaml").write_text("frames: 10\n")
+    result = cli("generate", "--config", tmp_path / "c.yaml", "--out", tmp_path / "r")
+    assert result.returncode == 2 and result.stderr.strip().endswith("; config files are JSON"), result.stderr
 
 
 def test_a_damaged_manifest_is_named_as_such(tmp_path, pool):
