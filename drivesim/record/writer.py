@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 
 from drivesim import __version__
-from drivesim.atomic import fsync_dir
+from drivesim.atomic import fsync_dir, missing_folders, remove_empty_folders
 from drivesim.record.chunk import choose_image_codec, image_chunk, stored_chunk
 from drivesim.record.manifest import Manifest, ShardInfo, write_manifest
 from drivesim.record.schema import (
@@ -397,6 +397,8 @@ class RecordingWriter:
             raise RecordingError(f"{self.folder}: already holds a recording; choose a new folder")
         if shard_frames < 1:
             raise RecordingError("shard_frames must be at least 1")
+        self._made = missing_folders(self.folder)
+        """Folders made for the recording: removed again if it ends with nothing in them."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.cameras = dict(cameras)
         self.attrs = dict(attrs)
@@ -435,7 +437,11 @@ class RecordingWriter:
         if self._writer is not None:
             self.shards.append(self._writer.close())
             self._writer = None
-        self.manifest = write_manifest(self.folder, self.shards, self.attrs["config"], self.seeds, self.manifest_extra)
+        try:
+            self.manifest = write_manifest(self.folder, self.shards, self.attrs["config"], self.seeds, self.manifest_extra)
+        except BaseException:  # no frame was added, say: no recording, and no empty folder for one
+            remove_empty_folders(self._made)
+            raise
         return self.manifest
 
     def abort(self) -> None:
@@ -444,6 +450,7 @@ class RecordingWriter:
         if self._writer is not None:
             self._writer.abort()
             self._writer = None
+        remove_empty_folders(self._made)
 
     def __enter__(self) -> RecordingWriter:
         return self

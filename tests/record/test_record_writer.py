@@ -264,6 +264,15 @@ def test_recording_writer_failure_leaves_no_manifest_and_no_temp_file(tmp_path):
             write_frames(writer, [12, 3])
             raise RuntimeError("stop")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shard-00000.h5"]
+    # A recording that fails before its first shard is complete, or holds no frame at all, leaves no folder.
+    with pytest.raises(RuntimeError):
+        with RecordingWriter(tmp_path / "new" / "rec", CAMERAS, ATTRS, seeds=None) as writer:
+            write_frames(writer, [3])
+            raise RuntimeError("stop")
+    with pytest.raises(RecordingError, match="at least one shard"):
+        with RecordingWriter(tmp_path / "new" / "rec", CAMERAS, ATTRS, seeds=None):
+            pass
+    assert not (tmp_path / "new").exists()
 
 
 def test_writer_memory_stays_flat(tmp_path):
