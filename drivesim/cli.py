@@ -190,7 +190,7 @@ def generate_command(
     reused = f" ({result.reused_shards} kept from an earlier run)" if result.reused_shards else ""
     rate = f"; {result.frames_per_second:.0f} frames/s" if result.made_frames else ""
     shards = f"{result.shards} shard{'s' if result.shards != 1 else ''}, {result.size / 1e6:,.1f} MB"
-    typer.echo(f"wrote {result.frames} frames in {shards} to {result.folder}{reused}{rate}")
+    typer.echo(f"wrote {result.frames} frame{'s' if result.frames != 1 else ''} in {shards} to {result.folder}{reused}{rate}")
     if result.kept_versions:
         from drivesim import __version__
 

@@ -225,6 +225,14 @@ class RigConfig:
         check(0 <= self.side_offset <= 3, "rig side_offset must be in [0, 3] m")
 
 
+def check_track_source(tracks: str) -> None:
+    """ConfigError unless `tracks` is "random" or may name track files: "Random" is the keyword mistyped (unless
+    a folder of that name is there)."""
+    check(bool(tracks), "tracks must be random or a track folder/file")
+    check(tracks == "random" or tracks.lower() != "random" or Path(tracks).exists(),
+          f"tracks {tracks!r}: for a fresh procedural track per shard, write random (lower case)")
+
+
 def check_camera_names(names: typing.Sequence[str], what: str) -> None:
     """ConfigError, naming `what` (an option or a field), unless `names` is center with left and right or
     without them, each once. The centre camera is the one a network drives with, validates on and `inspect`
@@ -395,7 +403,7 @@ class GenerateConfig:
         check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         check(1 <= self.shard_frames <= 1_000_000, "shard_frames must be in [1, 1000000]")
         check(self.episode_frames >= 1, "episode_frames must be at least 1")
-        check(bool(self.tracks), "tracks must be random or a track folder/file")
+        check_track_source(self.tracks)
         # Both limits would otherwise stop a run only when it reaches them, hours in.
         shards = math.ceil(self.frames / self.shard_frames)
         check(shards <= MAX_SHARDS, f"frames / shard_frames makes {shards:,} shards, more than {MAX_SHARDS:,}: raise shard_frames")

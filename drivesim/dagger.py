@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from drivesim.atomic import write_atomically, write_figure
-from drivesim.config import MAX_LAPS, MIN_LAPS, GenerateConfig, NoiseConfig, RandomizationConfig, check, to_dict
+from drivesim.config import (
+    MAX_LAPS,
+    MIN_LAPS,
+    GenerateConfig,
+    NoiseConfig,
+    RandomizationConfig,
+    check,
+    check_track_source,
+    to_dict,
+)
 from drivesim.errors import DrivesimError
 from drivesim.evaluate import EvalConfig, Evaluation, evaluate
 from drivesim.generate import generate
@@ -90,6 +99,7 @@ class DaggerConfig:
         check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         check(self.seed <= MAX_TORCH_SEED, f"seed must be at most 2**64 - 1 (torch's seeds: it seeds training), got {self.seed}")
         check(self.frames_per_iteration >= 100, "frames_per_iteration must be at least 100")
+        check_track_source(self.tracks)
         check(self.shard_frames >= 1, "shard_frames must be at least 1")
         check(self.randomize in ("none", "light", "full"), "randomize must be none, light or full")
         check(0 <= self.start_noise <= 1 and 0 <= self.dart_noise <= 1, "DART noise must be in [0, 1]")

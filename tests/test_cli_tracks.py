@@ -82,6 +82,17 @@ def test_help_lists_commands_and_the_version_is_one_option_away():
     assert "--data RECORDING" in run_cli("train", "--help", env={**os.environ, "COLUMNS": "120"}).stdout
 
 
+def test_track_sources_named_nearly_right_get_the_right_name_in_the_error(tmp_path):
+    # "Random" was taken for a folder; "tracks" named the installed package's folder, which holds only sets.
+    for args, message in ((("generate", "--tracks", "Random"), "tracks 'Random': for a fresh procedural track per shard, write random (lower case)"),
+                          (("dagger", "--tracks", "RANDOM"), "tracks 'RANDOM': for a fresh procedural track per shard, write random (lower case)"),
+                          (("eval", "--model", "expert", "--tracks", "tracks"),
+                           "tracks: no track files (*.json) in this folder; it holds the track sets holdout, train, val: name one, e.g. tracks/holdout")):
+        result = run_cli(*args, "--out" if args[0] != "eval" else "--report", tmp_path / "out", cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr == f"drivesim: error: {message}\n", result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bundled_tracks_are_found_from_any_folder(tmp_path):
     # Default --tracks values are relative (tracks/holdout); they must work outside the checkout too.
     result = run_cli("tracks", "preview", "tracks/val", "--out", tmp_path / "val.png", cwd=tmp_path)

@@ -105,7 +105,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     steering, speed = summary["steering"], summary["speed"]
     lines = [
         f"{summary['folder']}: schema v{summary['schema_version']}, written by drivesim {summary['drivesim_version']}",
-        f"  {summary['frames']} frames, {summary['episodes']} episodes in {summary['shards']} shard(s); "
+        f"  {summary['frames']} frame{'s' if summary['frames'] != 1 else ''}, {summary['episodes']} episode{'s' if summary['episodes'] != 1 else ''} "
+        f"in {summary['shards']} shard(s); "
         f"episode length {summary['episode_frames']['min']}..{summary['episode_frames']['max']} frames",
         "  cameras: " + ", ".join(f"{name} {w}x{h}" for name, (h, w) in summary["cameras"].items()),
         "  drivers: " + ", ".join(f"{name} {count}" for name, count in summary["drivers"].items()),

@@ -113,13 +113,15 @@ def load_track(path: Path | str) -> Track:
 
 def track_files(source: Path | str) -> list[Path]:
     """The track files of a folder (sorted by name), or the one file given (see `bundled_if_missing`)."""
-    source = bundled_if_missing(source)
+    given, source = source, bundled_if_missing(source)
     if source.is_dir():
         if (source / "manifest.json").is_file() and any(source.glob("shard-*.h5")):
-            raise TrackError(f"{source} is a recording folder, not a folder of track files (such as tracks/train)")
+            raise TrackError(f"{given} is a recording folder, not a folder of track files (such as tracks/train)")
         files = sorted(source.glob("*.json"))
         if not files:
-            raise TrackError(f"{source}: no track files (*.json) in this folder")
+            sets = sorted(folder.name for folder in source.iterdir() if folder.is_dir() and any(folder.glob("*.json")))
+            within = f"; it holds the track sets {', '.join(sets)}: name one, e.g. {Path(given) / sets[0]}" if sets else ""
+            raise TrackError(f"{given}: no track files (*.json) in this folder{within}")
         return files
     return [source]
 
