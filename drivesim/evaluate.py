@@ -212,6 +212,12 @@ def split_runs(frames: Sequence[float], workers: int) -> list[list[int]]:
     return [sorted(group) for group in groups if group]
 
 
+LOCKSTEP_RUNS_MAX = 16
+"""Most runs one process drives in lock-step at a time. Each holds its look's textures, its view and its trace
+(about 14 MB at 160x120), so 50 looks of the 10 holdout tracks at once took gigabytes; 16 give the network
+batches big enough to run well, and the usual evaluations (up to 3 looks of 10 tracks on 2 processes) fit in one."""
+
+
 def _drive(
     driver: Any,
     config: EvalConfig,
@@ -221,7 +227,23 @@ def _drive(
     attrs_config: dict[str, Any],
     on_round: Callable[[int], None] | None,
 ) -> list[_Driven]:
-    """Drive `runs` (episode, look, track index) in lock-step, recording each to its own shard if asked."""
+    """Drive `runs` (episode, look, track index) in lock-step, `LOCKSTEP_RUNS_MAX` at a time, recording each to
+    its own shard if asked."""
+    driven: list[_Driven] = []
+    for start in range(0, len(runs), LOCKSTEP_RUNS_MAX):
+        driven += _drive_in_lockstep(driver, config, tracks, runs[start : start + LOCKSTEP_RUNS_MAX], record, attrs_config, on_round)
+    return driven
+
+
+def _drive_in_lockstep(
+    driver: Any,
+    config: EvalConfig,
+    tracks: list[Track],
+    runs: Sequence[tuple[int, int, int]],
+    record: Path | None,
+    attrs_config: dict[str, Any],
+    on_round: Callable[[int], None] | None,
+) -> list[_Driven]:
     batch_driver = driver if hasattr(driver, "act_batch") else PerWorld(driver)
     episodes: list[Episode] = []
     writers: list[tuple[ShardWriter, dict[str, Any]]] = []

@@ -598,3 +598,16 @@ def test_eval_config_file_sets_the_envelope_and_options_override_it(short_track,
     config.write_text(json.dumps({"interventions": {"max_lateral_offset": 0.03}}))  # settle_offset (0.3) now exceeds it
     bad = subprocess.run([sys.executable, "-m", "drivesim.cli", "eval", "--model", "expert", "--config", str(config)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "max_lateral_offset > settle_offset" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_runs_beyond_one_lockstep_batch_are_driven_in_turn_with_the_same_results(short_track, tmp_path, monkeypatch):
+    # 50 looks of 10 tracks in lock-step once took gigabytes: runs are now driven LOCKSTEP_RUNS_MAX at a time.
+    import drivesim.evaluate as evaluation
+
+    config = EvalConfig(tracks=short_track, laps=0.03, looks=3, randomization=RandomizationConfig.preset("light"))
+    together = evaluate(ExpertDriver(config.expert), config, record=tmp_path / "together")
+    monkeypatch.setattr(evaluation, "LOCKSTEP_RUNS_MAX", 2)
+    in_turn = evaluate(ExpertDriver(config.expert), config, record=tmp_path / "in-turn")
+    assert [run.look for run in in_turn.runs] == [0, 1, 2]
+    assert [run.metrics for run in in_turn.runs] == [run.metrics for run in together.runs]
+    assert open_recording(tmp_path / "in-turn").manifest.shards == open_recording(tmp_path / "together").manifest.shards
