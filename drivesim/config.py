@@ -468,7 +468,7 @@ def _json_kind(value: Any) -> str:
 def _shown(value: Any) -> str:
     """`value` as the JSON file spells it (true, not Python's True), where it has a JSON spelling."""
     try:
-        return json.dumps(value, allow_nan=False)
+        return json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError):  # inf from a number too large to be a float (1e400), a tuple's item
         return repr(value)
 
@@ -526,12 +526,16 @@ def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     data = dict(pairs)
     if len(data) != len(pairs):
         repeated = next(key for key, _ in pairs if [k for k, _ in pairs].count(key) > 1)
-        raise ValueError(f"the key {repeated!r} is given twice in one object")
+        raise _RefusedJSON(f"the key {_shown(repeated)} is given twice in one object")
     return data
 
 
+class _RefusedJSON(ValueError):
+    """Valid JSON that a config file may not hold (NaN, a key given twice)."""
+
+
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number a config can hold")
+    raise _RefusedJSON(f"{name} is not a number a config can hold")
 
 
 def load_json(cls: type[T], path: Path, ignore: tuple[str, ...] = (), overrides: dict[str, Any] | None = None) -> T:
@@ -569,7 +573,9 @@ def read_json(path: Path, ignore: tuple[str, ...] = ()) -> Any:
         raise ConfigError(f"{path}: no such config file") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, not a config file") from None
-    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, NaN, a number of thousands of digits
+    except _RefusedJSON as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, a number of thousands of digits
         other = "; config files are JSON" if Path(path).suffix.lower() != ".json" else ""  # a YAML or TOML file, say
         raise ConfigError(f"{path}: not valid JSON ({error}){other}") from None
     if isinstance(data, dict):

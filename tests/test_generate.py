@@ -291,7 +291,7 @@ def test_a_config_file_section_keeps_the_defaults_it_does_not_mention(tmp_path):
         ('{"policy": "no-such-model"}', "no-such-model: no such checkpoint"),
         # Spelled as in the file: JSON's true, not Python's True.
         ('{"noise": {"steering_std": true}}', "c.json: noise.steering_std: expected a number, got true"),
-        ('{"seed": 1, "seed": 2}', "not valid JSON (the key 'seed' is given twice in one object)"),  # the last one won
+        ('{"seed": 1, "seed": 2}', 'c.json: the key "seed" is given twice in one object'),  # the last one won
     ],
     ids=["list", "number-section", "null-section", "missing-policy", "json-true", "repeated-key"],
 )

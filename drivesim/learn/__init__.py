@@ -3,8 +3,8 @@
 The settings (`ModelConfig`, `Preprocessing`, `AugmentConfig`, `TrainConfig`)
 live in `drivesim.learn.config` and import no torch. The rest is torch's and
 is imported on first use, so checking a run's settings does not wait for
-torch to load. (Augmentation's functions are imported from
-`drivesim.learn.augment`: the module's name is also its function's.)
+torch to load. (`augment` itself is imported from `drivesim.learn.augment`:
+here the name is the module's.)
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ __all__ = [
     "Preprocessing",
     "TrainConfig",
     "build_model",
+    "correct_for_camera",
     "load_checkpoint",
     "parameter_count",
     "save_checkpoint",
@@ -34,6 +35,7 @@ _LAZY = {
     "CheckpointError": "drivesim.learn.checkpoint",
     "DrivingNet": "drivesim.learn.models",
     "build_model": "drivesim.learn.models",
+    "correct_for_camera": "drivesim.learn.augment",
     "load_checkpoint": "drivesim.learn.checkpoint",
     "parameter_count": "drivesim.learn.models",
     "save_checkpoint": "drivesim.learn.checkpoint",

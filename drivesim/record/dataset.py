@@ -95,8 +95,6 @@ class RecordingDataset(Dataset):
         repeated = sorted({str(path) for path in resolved if resolved.count(path) > 1})
         if repeated:  # every frame would be a sample twice, and validation splits would leak
             raise RecordingError(f"recording(s) given more than once: {', '.join(repeated)}")
-        self.recordings = [open_recording(folder) for folder in folders]
-        """The checked recordings, in the order given."""
         self.cameras = tuple(cameras)
         """Camera names; with several, sample i is camera i % len(cameras) of frame i // len(cameras)."""
         self.labels = tuple(field_name(name) for name in labels)
@@ -106,6 +104,8 @@ class RecordingDataset(Dataset):
         for kind, names in (("label", self.labels), ("extra", self.extras)):
             if len(set(names)) != len(names):  # "steering" and "labels/steering" are one field: a column twice
                 raise RecordingError(f"{kind}(s) given more than once: {[name for name in dict.fromkeys(names) if names.count(name) > 1]}")
+        self.recordings = [open_recording(folder) for folder in folders]
+        """The checked recordings, in the order given."""
         self.transform = transform
         self.max_open_files = max_open_files
         self._with_camera = len(self.cameras) > 1 or "camera" in extras
