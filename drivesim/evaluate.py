@@ -328,7 +328,7 @@ def evaluate(
             runs = [r for r in track_runs if r.track.lanes == lanes]
             by_lanes[lanes] = combine([r.metrics for r in runs], [r.trace for r in runs], dt, evaluated, takeover)
     # How it ran, kept with the results: a network's outputs differ in their last bits with batch and threads.
-    return Evaluation(name, track_runs, overall, {**attrs_config, "processes": len(groups)}, by_lanes)
+    return Evaluation(name, track_runs, overall, {**attrs_config, "processes": len(groups), "lockstep_runs": LOCKSTEP_RUNS_MAX}, by_lanes)
 
 
 # ---------------------------------------------------------------- worker processes

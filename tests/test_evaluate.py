@@ -13,6 +13,7 @@ from drivesim.config import InterventionConfig, RandomizationConfig
 from drivesim.drivers import ExpertDriver
 from drivesim.drivers.base import DriverKind
 from drivesim.evaluate import EvalConfig, evaluate
+from drivesim.loop import run_batched
 from drivesim.metrics import Trace, closed_loop_metrics, combine, lap_flags
 from drivesim.record import Event, open_recording
 from drivesim.sim import Controls
@@ -611,3 +612,12 @@ def test_runs_beyond_one_lockstep_batch_are_driven_in_turn_with_the_same_results
     assert [run.look for run in in_turn.runs] == [0, 1, 2]
     assert [run.metrics for run in in_turn.runs] == [run.metrics for run in together.runs]
     assert open_recording(tmp_path / "in-turn").manifest.shards == open_recording(tmp_path / "together").manifest.shards
+    batches = []
+
+    def counting_run_batched(episodes, driver, on_round=None):
+        batches.append(len(episodes))
+        return run_batched(episodes, driver, on_round=on_round)
+
+    monkeypatch.setattr(evaluation, "run_batched", counting_run_batched)
+    assert batches == [2, 1]
+    assert in_turn.config["lockstep_runs"] == 2
