@@ -114,7 +114,11 @@ def writing_alone(folder: Path | str, option: str) -> Iterator[None]:
     except ImportError:  # Windows: no flock; runs are not guarded against each other
         yield
         return
-    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except PermissionError:  # a folder this user may write but not list (mode 0300): no lock, as on Windows
+        yield
+        return
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -125,3 +129,11 @@ def writing_alone(folder: Path | str, option: str) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)  # releases the lock
+
+
+def check_not_being_written(folder: Path | str, option: str) -> None:
+    """FolderInUse if another run is writing `folder` now: asked before judging what is in it, whose
+    half-written files are that run's, not the leftovers of an interrupted one."""
+    if Path(folder).is_dir():
+        with writing_alone(folder, option):
+            pass

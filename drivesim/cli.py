@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import errno
 import math
 import os
 import signal
@@ -20,7 +21,7 @@ from typing import Any
 
 import typer
 
-from drivesim.atomic import missing_folders, remove_empty_folders
+from drivesim.atomic import check_not_being_written, missing_folders, remove_empty_folders
 from drivesim.config import (
     MAX_LAPS,
     MIN_LAPS,
@@ -265,6 +266,7 @@ def train_command(
     if not data and config is None:
         raise DrivesimError("train needs --data RECORDING (repeat it for several), or a --config file that names data")
     _check_folder_option(out, "--out")
+    check_not_being_written(out, "--out")
     if (out / WEIGHTS_FILE).exists() and not force:
         unfinished = "" if (out / "train-log.json").exists() else " from an interrupted run (it has no train-log.json)"
         raise DrivesimError(f"{out} already holds a model{unfinished}; use --force to replace it, or another --out")
@@ -302,8 +304,9 @@ def eval_command(
 ) -> None:
     """Closed-loop evaluation: the network drives, the expert watches and takes over when needed."""
     from drivesim.drivers import ExpertDriver
-    from drivesim.evaluate import EvalConfig, evaluate
+    from drivesim.evaluate import EvalConfig, check_new_recording_folder, evaluate
     from drivesim.report import markdown_table, write_report
+    from drivesim.track import load_tracks
 
     if randomize is not None and randomize not in ("none", "light", "full"):
         raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
@@ -313,6 +316,10 @@ def eval_command(
     takeover = {} if interventions is None else {"interventions": {"enabled": interventions}, "end_on_crash": not interventions}
     given = _given({"tracks": tracks, "laps": laps, "seed": seed, "looks": looks, "randomization": {"level": randomize}, **takeover})
     config = load_json(EvalConfig, config_file, overrides=given) if config_file else from_dict(EvalConfig, given)
+    load_tracks(config.tracks)  # a mistyped --tracks or a full --record folder is answered before the network loads
+    if record is not None:
+        check_not_being_written(record, "--record")
+        check_new_recording_folder(record)
     if model == "expert":
         driver, name = ExpertDriver(config.expert), "expert"
     else:
@@ -541,6 +548,11 @@ def _check_folder_option(folder: Path | None, option: str) -> None:
         return
     for path in (folder, *folder.absolute().parents):
         if path.is_symlink() and not path.exists():  # mkdir would fail there, after all the work: "File exists"
+            try:
+                path.stat()
+            except OSError as error:
+                if error.errno == errno.ELOOP:
+                    raise DrivesimError(f"{option}: {path} is a link in a loop of links") from None
             raise DrivesimError(f"{option}: {path} is a link to {os.readlink(path)}, which does not exist")
         if path.exists():
             existing = path

@@ -18,14 +18,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from drivesim.atomic import missing_folders, remove_empty_folders, writing_alone
+from drivesim.atomic import FolderInUse, missing_folders, remove_empty_folders, writing_alone
 from drivesim.config import (
     MAX_LAPS,
     MIN_LAPS,
@@ -332,6 +332,13 @@ def evaluate(
 
 
 # ---------------------------------------------------------------- worker processes
+def check_new_recording_folder(record: Path | str | None) -> None:
+    """EvaluationError unless `record` (--record) is absent or an empty folder: an evaluation records into a
+    folder of its own. Worth asking before a network is loaded; `evaluate` asks again while it holds the folder."""
+    if record is not None and Path(record).is_dir() and any(Path(record).iterdir()):
+        raise EvaluationError(f"{record} already exists and is not empty; --record needs a new folder")
+
+
 @contextmanager
 def _recording_alone(record: Path | None) -> Iterator[list[Path]]:
     """Make the new, empty --record folder `record` (if any) and hold it alone while the runs write it; yields
@@ -342,9 +349,15 @@ def _recording_alone(record: Path | None) -> Iterator[list[Path]]:
         return
     made = missing_folders(record)
     Path(record).mkdir(parents=True, exist_ok=True)
-    with writing_alone(record, "--record"):
-        if any(Path(record).iterdir()):
-            raise EvaluationError(f"{record} already exists and is not empty; --record needs a new folder")
+    with ExitStack() as holding:
+        try:
+            holding.enter_context(writing_alone(record, "--record"))
+            check_new_recording_folder(record)
+        except FolderInUse:
+            raise  # the folder is the other run's, made by it or by us
+        except BaseException:
+            remove_empty_folders(made)
+            raise
         yield made
 
 

@@ -200,6 +200,19 @@ def test_record_folder_must_be_new(short_track, tmp_path):
     assert (tmp_path / "rec" / "something.txt").read_text() == "keep me"
 
 
+def test_eval_answers_a_full_record_folder_and_a_missing_track_before_loading_the_network(short_track, tmp_path):
+    # Both were found only after torch and the checkpoint had loaded (seconds); the model here does not exist,
+    # so an answer about it would mean it was looked at first.
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "something.txt").write_text("keep me")
+    for extra, message in ((["--tracks", short_track, "--record", tmp_path / "rec"], "rec already exists and is not empty; --record needs a new folder"),
+                           (["--tracks", tmp_path / "no-such-tracks"], "no-such-tracks")):
+        result = subprocess.run([sys.executable, "-m", "drivesim.cli", "eval", "--model", str(tmp_path / "no-such-model"), *map(str, extra)],
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr and "no-such-model" not in result.stderr, result.stderr
+    assert (tmp_path / "rec" / "something.txt").read_text() == "keep me"
+
+
 class SteersByBrightness:
     """A batch driver whose steering is a function of its own frame, so a frame handed to the wrong world shows."""
 
@@ -608,10 +621,6 @@ def test_runs_beyond_one_lockstep_batch_are_driven_in_turn_with_the_same_results
     config = EvalConfig(tracks=short_track, laps=0.03, looks=3, randomization=RandomizationConfig.preset("light"))
     together = evaluate(ExpertDriver(config.expert), config, record=tmp_path / "together")
     monkeypatch.setattr(evaluation, "LOCKSTEP_RUNS_MAX", 2)
-    in_turn = evaluate(ExpertDriver(config.expert), config, record=tmp_path / "in-turn")
-    assert [run.look for run in in_turn.runs] == [0, 1, 2]
-    assert [run.metrics for run in in_turn.runs] == [run.metrics for run in together.runs]
-    assert open_recording(tmp_path / "in-turn").manifest.shards == open_recording(tmp_path / "together").manifest.shards
     batches = []
 
     def counting_run_batched(episodes, driver, on_round=None):
@@ -619,5 +628,9 @@ def test_runs_beyond_one_lockstep_batch_are_driven_in_turn_with_the_same_results
         return run_batched(episodes, driver, on_round=on_round)
 
     monkeypatch.setattr(evaluation, "run_batched", counting_run_batched)
+    in_turn = evaluate(ExpertDriver(config.expert), config, record=tmp_path / "in-turn")
     assert batches == [2, 1]
     assert in_turn.config["lockstep_runs"] == 2
+    assert [run.look for run in in_turn.runs] == [0, 1, 2]
+    assert [run.metrics for run in in_turn.runs] == [run.metrics for run in together.runs]
+    assert open_recording(tmp_path / "in-turn").manifest.shards == open_recording(tmp_path / "together").manifest.shards

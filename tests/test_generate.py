@@ -627,6 +627,13 @@ def test_an_output_path_through_a_broken_link_is_refused_before_any_work(tmp_pat
     assert not (tmp_path / "gone").exists()
 
 
+def test_an_output_path_through_a_loop_of_links_is_called_one(tmp_path, tiny_recording):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    result = cli("inspect", tiny_recording, "--out", tmp_path / "a" / "sheet")
+    assert result.returncode == 2 and result.stderr == f"drivesim: error: --out: {tmp_path / 'a'} is a link in a loop of links\n", result.stderr
+
+
 def test_tracks_preview_checks_where_its_png_goes_before_drawing(tmp_path, repo_root):
     # It used to draw first and then fail on its temporary file ("p.png.tmp: Read-only file system").
     (tmp_path / "afile").write_text("")
@@ -656,18 +663,20 @@ def test_a_second_run_into_a_folder_being_written_is_refused_and_the_first_is_un
     assert cli(*args).returncode == 0  # once the first has ended, the same command runs (and keeps every shard)
 
 
-@pytest.mark.parametrize("command", [
-    ["eval", "--model", "expert", "--tracks", "TRACK", "--laps", "0.05", "--no-reference", "--workers", "1", "--record"],
-    ["train", "--data", "RECORDING", "--model", "small", "--max-steps", "1", "--workers", "0", "--force", "--out"],
-], ids=["eval-record", "train-out"])  # fmt: skip
-def test_eval_and_train_refuse_a_folder_another_run_is_writing(tmp_path, tiny_recording, repo_root, command):
+@pytest.mark.parametrize("command, writing", [
+    (["eval", "--model", "expert", "--tracks", "TRACK", "--laps", "0.05", "--no-reference", "--workers", "1", "--record"], "shard-00000.h5.tmp"),
+    (["train", "--data", "RECORDING", "--model", "small", "--max-steps", "1", "--workers", "0", "--force", "--out"], "loss.png.tmp"),
+    # Its first model saved, its log not yet: no longer called "a model from an interrupted run".
+    (["train", "--data", "RECORDING", "--model", "small", "--max-steps", "1", "--workers", "0", "--out"], "model.safetensors"),
+], ids=["eval-record", "train-out", "train-out-with-a-model"])  # fmt: skip
+def test_eval_and_train_refuse_a_folder_another_run_is_writing(tmp_path, tiny_recording, repo_root, command, writing):
     # Two evals into one --record destroyed each other (each one's clean-up removed the other's shards); two
     # trains into one --out both said they wrote it, and one model was lost.
     import fcntl
 
     folder = tmp_path / "busy"
     folder.mkdir()
-    in_progress = folder / "shard-00000.h5.tmp"  # what the other run is writing
+    in_progress = folder / writing  # what the other run is writing
     in_progress.write_bytes(b"half a shard")
     track = repo_root / "tracks" / "val" / "val-000.json"
     holder = os.open(folder, os.O_RDONLY)

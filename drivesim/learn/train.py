@@ -26,7 +26,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from drivesim import __version__
-from drivesim.atomic import missing_folders, remove_empty_folders, write_atomically, write_figure, writing_alone
+from drivesim.atomic import (
+    FolderInUse,
+    missing_folders,
+    remove_empty_folders,
+    write_atomically,
+    write_figure,
+    writing_alone,
+)
 from drivesim.config import CameraConfig, from_dict, to_dict
 from drivesim.errors import DrivesimError
 from drivesim.learn.augment import augment, correct_for_camera
@@ -107,6 +114,8 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
         Path(config.out).mkdir(parents=True, exist_ok=True)
         with writing_alone(config.out, "--out"):  # two runs into one folder: one model, with the other's log
             return _run_training(config, progress, log)
+    except FolderInUse:
+        raise  # the folder is the other run's, whichever of them made it
     except BaseException:
         remove_empty_folders(made)
         raise
