@@ -36,6 +36,7 @@ from drivesim.config import (
 from drivesim.errors import DrivesimError
 from drivesim.learn.config import MAX_TORCH_SEED, WEIGHTS_FILE, TrainConfig
 from drivesim.processes import TERMINATION_SIGNALS, usable_cores
+from drivesim.wording import counted
 
 app = typer.Typer(
     help="drivesim: labeled camera/steering data for end-to-end driving networks, and closed-loop tests of them.",
@@ -126,7 +127,7 @@ def tracks_generate(
         for path, track in tracks.items():
             save_track(track, path)
             if count < 2:
-                typer.echo(f"{path}: {track.length:.0f} m, {track.width:g} m wide, {track.lanes} lane(s)")
+                typer.echo(f"{path}: {track.length:.0f} m, {track.width:g} m wide, {counted(track.lanes, 'lane')}")
     except BaseException:  # a full disk before the first track: no empty folder left behind
         remove_empty_folders(made)
         raise
@@ -190,8 +191,8 @@ def generate_command(
         result = generate(run, out, workers=workers, force=force, progress=sys.stderr.isatty())
     reused = f" ({result.reused_shards} kept from an earlier run)" if result.reused_shards else ""
     rate = f"; {result.frames_per_second:.0f} frames/s" if result.made_frames else ""
-    shards = f"{result.shards} shard{'s' if result.shards != 1 else ''}, {result.size / 1e6:,.1f} MB"
-    typer.echo(f"wrote {result.frames} frame{'s' if result.frames != 1 else ''} in {shards} to {result.folder}{reused}{rate}")
+    shards = f"{counted(result.shards, 'shard')}, {result.size / 1e6:,.1f} MB"
+    typer.echo(f"wrote {counted(result.frames, 'frame')} in {shards} to {result.folder}{reused}{rate}")
     if result.kept_versions:
         from drivesim import __version__
 
@@ -440,7 +441,7 @@ def play_command(
     session = window.session
     summary = f"{stats.frames} frames, {stats.fps:.1f} frames/s (uncapped {stats.uncapped_fps:.0f}), {stats.steps} simulation steps"
     if session.recorder is not None and session.recorder.shards:
-        summary += f"; recorded {session.recorder.frames} frames in {len(session.recorder.shards)} shard(s) to {session.recorder.folder}"
+        summary += f"; recorded {counted(session.recorder.frames, 'frame')} in {counted(len(session.recorder.shards), 'shard')} to {session.recorder.folder}"
     elif record is not None:
         summary += f"; recorded no frames (no simulation step ran), so nothing was written to {record}"
     if screenshot is not None:

@@ -68,7 +68,7 @@ def cmd_render(args: argparse.Namespace) -> None:
         scenes.append((scene, time.perf_counter() - start))
     for scene, seconds in scenes:
         track = scene.track
-        print(f"  scene: {track.length:6.0f} m, {track.lanes} lane(s): built in {seconds:.2f} s, "
+        print(f"  scene: {track.length:6.0f} m, {track.lanes} lane{'s' if track.lanes != 1 else ''}: built in {seconds:.2f} s, "
               f"{scene.nbytes() / 2**20:.0f} MiB, {len(scene.billboards.height)} billboards")
 
     for level in args.levels:

@@ -53,6 +53,7 @@ from drivesim.render.view import render_view
 from drivesim.sim.car import CarState, Controls
 from drivesim.sim.world import World
 from drivesim.track import Track, generate_track, load_track, random_track_config
+from drivesim.wording import counted
 
 LEVELS = tuple(RANDOMIZATION_LEVELS)
 """Randomization levels in the order the window cycles through them."""
@@ -288,7 +289,7 @@ class PlaySession:
         seed = int(self._track_rng.integers(*TRACK_SEEDS))
         track = generate_track(seed, random_track_config(np.random.default_rng(seed)))
         self._restart(lambda: self._set_track(track))
-        self.notify(f"new track {track.name}: {track.length:.0f} m, {track.lanes} lane(s)")
+        self.notify(f"new track {track.name}: {track.length:.0f} m, {counted(track.lanes, 'lane')}")
 
     def cycle_randomization(self) -> None:
         """Next randomization level (none, light, full), with a freshly drawn look."""

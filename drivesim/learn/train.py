@@ -43,6 +43,7 @@ from drivesim.learn.models import build_model, parameter_count
 from drivesim.processes import end_quietly_on_termination, usable_cores
 from drivesim.record import Recording, RecordingDataset
 from drivesim.record.manifest import MANIFEST_NAME
+from drivesim.wording import counted
 
 
 class TrainingError(DrivesimError):
@@ -170,7 +171,7 @@ def _run_training(config: TrainConfig, progress: bool, log: Callable[[str], None
         total_steps = min(total_steps, config.max_steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1))))
     per_frame = f" ({len(config.cameras)} cameras a frame)" if len(config.cameras) > 1 else ""
-    log(f"model {config.model.architecture}: {parameter_count(model):,} parameters on {device}, {workers} loader worker{'s' if workers != 1 else ''}; {len(order):,} training / {len(val_set):,} validation images{per_frame}")
+    log(f"model {config.model.architecture}: {parameter_count(model):,} parameters on {device}, {counted(workers, 'loader worker')}; {len(order):,} training / {len(val_set):,} validation images{per_frame}")
 
     # ---- loop
     # The datasets checked each recording when they opened it: opening a 600-shard one again costs seconds.

@@ -17,6 +17,7 @@ import numpy as np
 from drivesim.atomic import write_figure, write_png
 from drivesim.record.reader import open_recording, open_shard
 from drivesim.record.schema import DRIVERS, Event, RecordingError
+from drivesim.wording import counted
 
 HISTOGRAMS = {
     "labels/steering": (-1.0, 1.0, "+ = left"),
@@ -105,8 +106,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     steering, speed = summary["steering"], summary["speed"]
     lines = [
         f"{summary['folder']}: schema v{summary['schema_version']}, written by drivesim {summary['drivesim_version']}",
-        f"  {summary['frames']} frame{'s' if summary['frames'] != 1 else ''}, {summary['episodes']} episode{'s' if summary['episodes'] != 1 else ''} "
-        f"in {summary['shards']} shard(s); "
+        f"  {counted(summary['frames'], 'frame')}, {counted(summary['episodes'], 'episode')} in {counted(summary['shards'], 'shard')}; "
         f"episode length {summary['episode_frames']['min']}..{summary['episode_frames']['max']} frames",
         "  cameras: " + ", ".join(f"{name} {w}x{h}" for name, (h, w) in summary["cameras"].items()),
         "  drivers: " + ", ".join(f"{name} {count}" for name, count in summary["drivers"].items()),

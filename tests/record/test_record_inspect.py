@@ -40,7 +40,7 @@ def test_summary_counts(recording):
     assert np.isclose(summary["steering"]["mean"], steering.mean(), atol=1e-6)
     assert np.isclose(summary["steering"]["std"], steering.std(), atol=1e-6)
     assert summary["speed"]["max"] == max(r["state/speed"] for r in records)
-    assert "51 frames, 7 episodes in 2 shard(s)" in format_summary(summary)
+    assert "51 frames, 7 episodes in 2 shards" in format_summary(summary)
 
 
 def test_contact_sheet_and_histograms(recording, tmp_path):
