@@ -183,7 +183,7 @@ def _track_episode(
     writer = None
     if record is not None:
         writer = ShardWriter(Path(record) / shard_name(episode), view.camera_shapes(), {"config": attrs_config, "camera_intrinsics": view.intrinsics()})
-        writers.append((writer, {"episode": episode, "track": track.name, "track_seed": track.seed, "look": look, **appearance}))
+        writers.append((writer, {"episode": episode, "track": track.name, "track_seed": track.seed, "track_length": track.length, "look": look, **appearance}))
     max_steps = math.ceil(config.laps * track.length / MIN_MEAN_SPEED / config.car.dt)
     episode_config = EpisodeConfig(laps=config.laps, max_steps=max_steps, end_on_crash=config.end_on_crash)
     # The labelling expert is its own object, never the driver under test (even when that is an

@@ -257,6 +257,20 @@ def test_runs_shared_out_to_processes_drive_and_record_as_in_one(short_track, tm
             np.testing.assert_array_equal(f["labels/steering"][...], g["labels/steering"][...])
 
 
+def test_a_recording_holds_what_its_lap_counts_are_recomputed_from(short_track, tmp_path):
+    # docs/metrics.md: every metric can be recomputed from a --record recording; clean laps need the track's
+    # length, once only in the track file (whose path the recording did not keep).
+    from drivesim.metrics import TRACE_COLUMNS
+
+    result = evaluate(ExpertDriver(), config_for(short_track, laps=1.05), record=tmp_path / "rec")
+    recording = open_recording(tmp_path / "rec")
+    with h5py.File(recording.shard_path(0), "r") as f:
+        (episode,) = json.loads(f.attrs["tracks"])
+        trace = Trace(**{column: f[name][...] for column, name in TRACE_COLUMNS.items()})
+    assert episode["track_length"] == result.runs[0].track.length
+    assert lap_flags(trace, episode["track_length"]) == lap_flags(result.runs[0].trace, result.runs[0].track.length) == (1, 1)
+
+
 def test_split_runs_balances_expected_frames():
     from drivesim.evaluate import split_runs
 
