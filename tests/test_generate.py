@@ -707,5 +707,5 @@ def test_a_policy_that_is_no_checkpoint_is_refused_before_the_folder_is_made(tmp
     (tmp_path / "junk.safetensors").write_text("junk")
     (tmp_path / "c.json").write_text(json.dumps({"policy": str(tmp_path / "junk.safetensors")}))
     result = cli("generate", "--config", tmp_path / "c.json", "--frames", 10, "--out", tmp_path / "r")
-    assert result.returncode == 2 and "not a readable safetensors checkpoint" in result.stderr, result.stderr
+    assert result.returncode == 2 and "junk.safetensors: not a safetensors checkpoint" in result.stderr, result.stderr
     assert not (tmp_path / "r").exists()

@@ -105,6 +105,10 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     file = resolve(path)
     if not file.is_file():
         raise CheckpointError(f"{file}: no such checkpoint")
+    with open(file, "rb") as handle:
+        start = handle.read(9)
+    if len(start) < 9 or start[8:9] != b"{":  # safetensors: the header's length, then its JSON
+        raise CheckpointError(f"{file}: not a safetensors checkpoint (a model is its model.safetensors file, or the folder holding it)")
     try:
         with safe_open(str(file), framework="pt") as handle:
             metadata = handle.metadata() or {}

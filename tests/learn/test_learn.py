@@ -315,8 +315,12 @@ def test_bad_checkpoints_are_rejected(tmp_path):
         load_checkpoint(truncated)
     junk = tmp_path / "junk.safetensors"
     junk.write_text("this is not a checkpoint")
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+    with pytest.raises(CheckpointError, match="not a safetensors checkpoint"):
         load_checkpoint(junk)
+    log = tmp_path / "train-log.json"  # given as --model, it was called "truncated or corrupt"
+    log.write_text('{\n "config": {"epochs": 2}\n}\n')
+    with pytest.raises(CheckpointError, match="train-log.json: not a safetensors checkpoint"):
+        load_checkpoint(log)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing")
     # Weights of a small network under a header that claims pilotnet.
