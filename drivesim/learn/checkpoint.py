@@ -48,9 +48,11 @@ class Checkpoint:
 
     @property
     def camera(self) -> CameraConfig | None:
-        """The camera the training recordings were made with; None when they did not share one, or for a
-        checkpoint from before drivesim recorded it (the shipped baseline: the default 160x120 camera)."""
-        stored = self.training.get("camera")
+        """The camera the training recordings were made with; None when they did not share one. A checkpoint
+        from before drivesim recorded it (the shipped baseline) was trained through the default camera."""
+        if "camera" not in self.training:
+            return CameraConfig()
+        stored = self.training["camera"]
         return None if stored is None else from_dict(CameraConfig, stored, f"{self.path}: training camera")
 
 

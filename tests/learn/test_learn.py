@@ -583,7 +583,11 @@ def test_a_model_keeps_its_camera_and_eval_play_and_generate_drive_it_through_th
     trained = cli("train", "--data", tmp_path / "data", "--out", tmp_path / "m", "--model", "small", "--max-steps", 1, "--workers", 0)
     assert trained.returncode == 0, trained.stderr
     assert load_checkpoint(tmp_path / "m").camera == CameraConfig(width=192, height=144)
-    assert load_checkpoint(repo_root / "models" / "pilotnet-baseline").camera is None  # trained before the camera was kept
+    # Trained before the camera was kept, through the default one: generate refuses it another camera, as any model.
+    assert load_checkpoint(repo_root / "models" / "pilotnet-baseline").camera == CameraConfig()
+    (tmp_path / "b.json").write_text(json.dumps({"policy": str(repo_root / "models" / "pilotnet-baseline"), "frames": 20, "tracks": str(track)}))
+    refused = cli("generate", "--out", tmp_path / "baseline-data", "--config", tmp_path / "b.json", "--width", 320, "--height", 240)
+    assert refused.returncode == 2 and "another camera than this run's rig.camera (width 160 vs 320, height 120 vs 240)" in refused.stderr, refused.stderr
 
     # eval renders through the model's camera, the expert's reference run too, unless a config file sets one.
     evaluated = cli("eval", "--model", tmp_path / "m", "--tracks", track, "--laps", 0.02, "--record", tmp_path / "rec", "--workers", 1)
