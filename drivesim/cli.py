@@ -166,8 +166,8 @@ def generate_command(
     noise: float | None = typer.Option(None, "--noise", parser=_number(0, 1), help="DART steering noise std on the executed controls, 0 to 1; labels stay clean; 0 = no steering noise [default 0.1]."),
     shard_frames: int | None = typer.Option(None, "--shard-frames", min=1, help="Frames per shard [default 1000]."),
     episode_frames: int | None = typer.Option(None, "--episode-frames", min=1, help="Longest episode in frames [default 400]."),
-    width: int | None = typer.Option(None, "--width", help="Camera image width [px] [default 160]."),
-    height: int | None = typer.Option(None, "--height", help="Camera image height [px] [default 120]."),
+    width: int | None = typer.Option(None, "--width", help="Camera image width [px], 16 to 4096 [default 160]."),
+    height: int | None = typer.Option(None, "--height", help="Camera image height [px], 16 to 4096 [default 120]."),
     config: Path | None = typer.Option(None, "--config", help="GenerateConfig JSON file naming the settings it changes (sections merge into the defaults); options given here override it."),
     force: bool = typer.Option(False, "--force", help="Replace a recording in --out that was made with a different config."),
 ) -> None:
@@ -361,7 +361,7 @@ def eval_command(
 
 @app.command("dagger")
 def dagger_command(
-    out: Path = typer.Option(..., "--out", help="Experiment folder: data/, models/, eval/, dagger.md, dagger.png."),
+    out: Path = typer.Option(..., "--out", help="Experiment folder: data/, models/, eval/, dagger.md, dagger.png, dagger.json (the table's numbers) and dagger-config.json (the settings; give it as --config to resume or repeat)."),
     iterations: int | None = typer.Option(None, "--iterations", min=1, help="Iterations, counting iteration 0 (expert data only) [default 4]."),
     frames_per_iteration: int | None = typer.Option(None, "--frames-per-iteration", min=100, help="Frames collected per iteration [default 4000]."),
     tracks: str | None = typer.Option(None, "--tracks", help="Tracks driven for data: a folder, or random (a fresh track per shard) [default tracks/train]."),

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracks", type=Path, default=REPO / "tracks", help="a track file or folder, or a folder of split folders (default: the repository's tracks/)")
-    parser.add_argument("--laps", type=float, default=2.0)
+    parser.add_argument("--laps", type=float, default=2.0, help="laps driven on each track (default: 2)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this Markdown file")
     args = parser.parse_args()
     if not args.laps > 0:

@@ -45,12 +45,12 @@ def main() -> None:
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the data, models and evaluations, and learning-curve.json, .md and .png")
     parser.add_argument("--sizes", type=at_least(1), nargs="+", default=[1000, 3000, 10000, 30000], help="training-set sizes [frames]")
-    parser.add_argument("--model", default="small", choices=["small", "pilotnet"])
+    parser.add_argument("--model", default="small", choices=["small", "pilotnet"], help="network to train at each size (default: small; the README's curve used pilotnet)")
     parser.add_argument("--min-steps", type=at_least(1), default=1200, help="fewest optimisation steps of any training run")
     parser.add_argument("--epochs", type=at_least(1), default=6, help="epochs for sizes large enough to reach --min-steps with them")
-    parser.add_argument("--eval-laps", type=float, default=1.0)
+    parser.add_argument("--eval-laps", type=float, default=1.0, help="laps of each held-out track in each closed-loop evaluation (default: 1)")
     parser.add_argument("--seed", type=int, default=1, help="seeds the training data (the validation set is fixed: train_baseline.sh's)")
     parser.add_argument("--tracks", default="tracks/train", help="track folder for the training data, or random (a fresh track per shard)")
     parser.add_argument("--shard-frames", type=at_least(1), default=1000, help="frames per shard; with random tracks, one track and look each")

@@ -46,9 +46,9 @@ def one_lane_tracks(folder: Path, count: int, first_seed: int, rng: np.random.Ge
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "recordings" / "one-lane", help="folder for train/, holdout/ and holdout-extra/")
-    parser.add_argument("--train", type=at_least(1), default=200, help="tracks in train/")
-    parser.add_argument("--extra", type=at_least(1), default=16, help="tracks in holdout-extra/")
+    parser.add_argument("--out", type=Path, default=REPO / "recordings" / "one-lane", help="folder for train/, holdout/ and holdout-extra/ (default: recordings/one-lane)")
+    parser.add_argument("--train", type=at_least(1), default=200, help="tracks in train/ (default: 200)")
+    parser.add_argument("--extra", type=at_least(1), default=16, help="tracks in holdout-extra/ (default: 16)")
     args = parser.parse_args()
     for part in ("train", "holdout", "holdout-extra"):
         if (args.out / part).exists() and any((args.out / part).iterdir()):
