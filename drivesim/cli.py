@@ -432,6 +432,8 @@ def play_command(
         raise DrivesimError("--driver network needs --model")
     if screenshot is not None:
         _check_png(screenshot, "--screenshot")  # before the session, not after it
+    if record is not None:
+        check_output_folder(record, "--record", outputs.RECORDING)
     config = PlayConfig(
         size=_window_size(size),
         track=str(track) if track is not None else None,

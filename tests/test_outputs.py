@@ -45,12 +45,15 @@ def test_each_kind_of_output_is_known_by_its_files(folders, tmp_path):
     (["train", "--data", "RECORDING", "--model", "small", "--max-steps", "1", "--force", "--out"], "recording", "a recording, not a model"),
     (["train", "--data", "RECORDING", "--model", "small", "--max-steps", "1", "--force", "--out"], "dagger", "a DAgger experiment, not a model"),
     (["tracks", "generate", "--count", "2", "--out"], "recording", "a recording, not track files"),
-], ids=["generate-into-tracks", "generate-into-model", "dagger-into-recording", "train-into-recording", "train-into-dagger", "tracks-into-recording"])  # fmt: skip
+    (["play", "--driver", "autopilot", "--frames", "1", "--record"], "tracks", "track files, not a recording"),
+], ids=["generate-into-tracks", "generate-into-model", "dagger-into-recording", "train-into-recording", "train-into-dagger", "tracks-into-recording",
+        "play-into-tracks"])  # fmt: skip
 def test_a_command_refuses_an_output_folder_of_another_kind_and_leaves_it_as_it_was(folders, tiny_recording, command, target, held):
     # generate into a track folder made it unreadable as tracks; dagger into a recording buried it in data/, models/, eval/.
     before = sorted((path.relative_to(folders / target), path.stat().st_size) for path in (folders / target).rglob("*"))
     result = cli(*[tiny_recording if word == "RECORDING" else word for word in command], folders / target)
-    assert result.returncode == 2 and result.stderr == f"drivesim: error: --out: {folders / target} holds {held}; choose another --out\n", result.stderr
+    option = command[-1]
+    assert result.returncode == 2 and result.stderr == f"drivesim: error: {option}: {folders / target} holds {held}; choose another {option}\n", result.stderr
     assert sorted((path.relative_to(folders / target), path.stat().st_size) for path in (folders / target).rglob("*")) == before
 
 
