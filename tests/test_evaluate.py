@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,12 +10,12 @@ import h5py
 import numpy as np
 import pytest
 
-from drivesim.config import InterventionConfig, RandomizationConfig
+from drivesim.config import EpisodeConfig, InterventionConfig, RandomizationConfig
 from drivesim.drivers import ExpertDriver
 from drivesim.drivers.base import DriverKind
 from drivesim.evaluate import EvalConfig, evaluate
-from drivesim.loop import run_batched
-from drivesim.metrics import Trace, closed_loop_metrics, combine, lap_flags
+from drivesim.loop import run_batched, run_episode
+from drivesim.metrics import Trace, closed_loop_metrics, combine, count_rising, lap_flags
 from drivesim.record import Event, open_recording
 from drivesim.sim import Controls
 from drivesim.sim.world import RoadState
@@ -413,6 +414,74 @@ def hand_trace(progress, driver=None, events=None, time=None, steering=None, dt=
     steering = np.zeros(n) if steering is None else np.asarray(steering, dtype=float)
     progress = np.asarray(progress, dtype=float)
     return Trace(driver, events, time, progress, np.zeros(n), steering, np.full(n, 10.0), progress, np.zeros(n))
+
+
+def test_a_lap_the_expert_is_still_recovering_in_is_not_clean():
+    # The recovery from an intervention of lap 0 runs on into lap 1, where nothing else happens: lap 1 is not clean.
+    events = np.zeros(300, dtype=np.int64)
+    events[95] = Event.INTERVENTION_START
+    events[96:110] = Event.RECOVERING
+    assert lap_flags(hand_trace(np.arange(300), events=events), track_length=100.0) == (2, 0)
+
+
+def test_a_crash_from_the_first_frame_on_is_counted():
+    assert count_rising(np.array([True, True, False, True])) == 2
+    events = np.zeros(20, dtype=np.int64)
+    events[0:3] = Event.CRASH
+    events[0] |= Event.EPISODE_RESET
+    assert closed_loop_metrics(hand_trace(np.arange(20), events=events), 0.1)["crashes"] == 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ScriptedSettling(InterventionConfig):
+    """The default envelope, but `settled` answers from `script` in turn (its last answer repeating),
+    whatever the car does: the hand-back rule is tested apart from the physics."""
+
+    script: tuple[bool, ...] = (True,)
+    answered: list = dataclasses.field(default_factory=list)
+
+    def settled(self, road):
+        self.answered.append(road)
+        return self.script[min(len(self.answered), len(self.script)) - 1]
+
+
+def drive_always_left(track, interventions, steps):
+    """Drive AlwaysLeft for `steps` with expert takeover, no camera; the per-frame events and drivers."""
+    from drivesim.sim.world import World
+    from drivesim.track import load_track
+
+    class Frames:
+        def __init__(self):
+            self.records = []
+
+        def add_frame(self, record):
+            self.records.append(record)
+
+    world, kept = World(load_track(track)), Frames()
+    world.reset()
+    run_episode(world, AlwaysLeft(), ExpertDriver(), EpisodeConfig(max_steps=steps, end_on_crash=False), None, kept, 0, interventions)
+    return np.array([r["meta/events"] for r in kept.records]), np.array([r["meta/driver"] for r in kept.records])
+
+
+def test_the_expert_hands_back_after_settle_time_settled_in_a_row_and_not_a_step_later(short_track):
+    # Settled on every other step never adds up to settle_time (1 s): the expert keeps the wheel.
+    events, driver = drive_always_left(short_track, ScriptedSettling(script=(True, False) * 200), steps=150)
+    first = np.flatnonzero(events & Event.INTERVENTION_START)[0]
+    assert np.all(driver[first:] == DriverKind.EXPERT)
+    # Settled at once, settle_time 0.1 s = 2 steps of 0.05 s: the policy has the wheel again on the third frame,
+    # and (still far out of the envelope) loses it at once: an intervention every second frame, not every third.
+    events, driver = drive_always_left(short_track, ScriptedSettling(settle_time=0.1), steps=150)
+    starts = np.flatnonzero(events & Event.INTERVENTION_START)
+    assert len(starts) > 10 and set(np.diff(starts[:10])) == {2}  # (later a crash resets the car: a longer gap)
+
+
+def test_after_a_crash_reset_the_evaluated_driver_has_the_wheel_at_once(short_track):
+    # docs/metrics.md: a crash resets the car onto the lane centre, and the evaluated driver drives on from there.
+    envelope = InterventionConfig(max_lateral_offset=50.0, max_heading_error=3.1, on_off_road=False)  # takeover on, never due
+    events, driver = drive_always_left(short_track, envelope, steps=600)
+    resets = np.flatnonzero(events & Event.EPISODE_RESET)[1:]
+    assert len(resets) >= 1  # full left lock leaves the road
+    assert np.all(driver[resets] == DriverKind.POLICY) and not np.any(events[resets] & Event.RECOVERING)
 
 
 def test_a_crash_reset_frame_adds_no_time_and_troubled_laps_are_not_clean():
