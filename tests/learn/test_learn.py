@@ -632,3 +632,71 @@ def test_recordings_made_through_different_cameras_give_the_model_no_camera(tiny
     train(config, progress=False, log=lines.append)
     assert any(line.startswith("warning: the --data recordings do not share one camera") for line in lines), lines
     assert load_checkpoint(tmp_path / "m").camera is None  # eval then renders through the default camera, as before
+
+
+def test_the_policy_feeds_the_network_what_training_fed_it(tiny_recording, repo_root):
+    # Recorded frames (H, W, 3) as eval renders them, against the training path (the Dataset's (3, H, W)
+    # tensors, then the checkpoint's preprocessing): one network input. Any other resize still runs, and drives badly.
+    import h5py
+    import numpy as np
+
+    from drivesim.drivers.policy import PolicyDriver
+
+    policy = PolicyDriver(repo_root / "models" / "pilotnet-baseline")
+    dataset = RecordingDataset(tiny_recording)
+    with h5py.File(open_recording(tiny_recording).shard_path(0), "r") as f:
+        rendered = f["images/center"][:4]
+    with torch.no_grad():
+        trained_on = policy.model(policy.preprocessing.apply(torch.stack([dataset[i][0] for i in range(4)]))).clamp(-1, 1).numpy()
+    np.testing.assert_allclose(policy.predict(rendered), trained_on, atol=1e-6)
+
+
+class ConstantSteering(torch.nn.Module):
+    """A network that answers `steering` to every frame."""
+
+    def __init__(self, steering: float):
+        super().__init__()
+        self.steering = steering
+
+    def forward(self, x):
+        return torch.full((x.shape[0], 1), self.steering)
+
+
+def test_the_policy_slows_for_bends_either_way_alike(repo_root, tmp_path):
+    # Without a throttle head the speed controller aims at cruise / (1 + slow_down * |steering|).
+    import numpy as np
+
+    from drivesim.drivers.policy import PolicyDriver
+    from drivesim.learn.checkpoint import Checkpoint
+    from drivesim.sim import World
+    from drivesim.track import load_track
+
+    world = World(load_track(repo_root / "tracks" / "val" / "val-000.json"))
+    world.reset(speed=10.0)
+    frames = {"center": np.zeros((120, 160, 3), np.uint8)}
+    throttle = {}
+    for steering in (0.0, 0.2, -0.2):
+        driver = PolicyDriver(Checkpoint(ConstantSteering(steering), ModelConfig("small"), Preprocessing(), {}, tmp_path / "m"))
+        controls = driver.act(world, frames)
+        assert controls.steering == pytest.approx(steering)
+        throttle[steering] = controls.throttle
+    assert throttle[0.2] == pytest.approx(throttle[-0.2]) and throttle[0.2] < throttle[0.0]
+
+
+@pytest.mark.parametrize("change", ["missing", "extra"])
+def test_a_checkpoint_without_a_weights_digest_is_still_checked_tensor_by_tensor(tmp_path, change):
+    # Checkpoints from before the digest (the shipped baseline's first copy) rest on load_state_dict(strict=True).
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    good = save_checkpoint(tmp_path / "good.safetensors", build_model(ModelConfig("small"), (66, 200)), Preprocessing(), {})
+    with safe_open(str(good), framework="pt") as handle:
+        metadata, tensors = handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
+    del metadata["weights_sha256"]
+    if change == "missing":
+        del tensors[sorted(tensors)[-1]]
+    else:
+        tensors["spare.weight"] = torch.zeros(2)
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=metadata)
+    with pytest.raises(CheckpointError, match="weights do not fit a small network"):
+        load_checkpoint(tmp_path / "old.safetensors")
