@@ -42,16 +42,22 @@ def tiny_recording(tmp_path_factory) -> Path:
     return folder
 
 
+def _default_interrupt_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 class Terminal:
     """`drivesim` run as a terminal's foreground command, which Ctrl-C can interrupt."""
 
     @staticmethod
     def start(*args) -> subprocess.Popen:
-        # A test run started in the background (`cmd &` in a script) inherits SIGINT ignored, and so would drivesim:
-        # the child gets the default disposition back, as a terminal's foreground command has it.
+        # A test run started in the background (`cmd &` in a script) inherits SIGINT ignored, and under nohup SIGHUP,
+        # and so would drivesim (which keeps nohup's choice): the child gets the default dispositions back, as a
+        # terminal's foreground command has them.
         return subprocess.Popen(
             [sys.executable, "-m", "drivesim.cli", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            start_new_session=True, preexec_fn=_default_interrupt_signals,
         )  # fmt: skip
 
     @staticmethod

@@ -170,22 +170,24 @@ def test_shard_not_in_manifest(recording):
         open_recording(folder)
 
 
-def test_unknown_schema_version_in_manifest(recording):
+@pytest.mark.parametrize("version", [0, 2])  # older as well as newer: this reader knows version 1 only
+def test_unknown_schema_version_in_manifest(recording, version):
     folder, _ = recording
     data = json.loads((folder / "manifest.json").read_text())
-    data["schema_version"] = 2
+    data["schema_version"] = version
     (folder / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(RecordingError, match="schema version 2 is not supported; .* reads version 1"):
+    with pytest.raises(RecordingError, match=f"schema version {version} is not supported; .* reads version 1"):
         RecordingDataset(folder)
 
 
-def test_unknown_schema_version_in_shard(tmp_path):
+@pytest.mark.parametrize("version", [0, 2])
+def test_unknown_schema_version_in_shard(tmp_path, version):
     info, _ = write_shard(tmp_path / shard_name(0))
     with h5py.File(tmp_path / shard_name(0), "r+") as f:
-        f.attrs["schema_version"] = 2
+        f.attrs["schema_version"] = version
     size = (tmp_path / shard_name(0)).stat().st_size
     write_manifest(tmp_path, [dataclasses.replace(info, size=size)], {}, None)
-    with pytest.raises(RecordingError, match="shard-00000.h5: schema version 2 is not supported"):
+    with pytest.raises(RecordingError, match=f"shard-00000.h5: schema version {version} is not supported"):
         open_recording(tmp_path)
 
 
