@@ -36,7 +36,6 @@ from drivesim.config import (
 )
 from drivesim.errors import DrivesimError
 from drivesim.learn.config import MAX_TORCH_SEED, WEIGHTS_FILE, TrainConfig
-from drivesim.outputs import check_output_folder
 from drivesim.processes import TERMINATION_SIGNALS, usable_cores
 from drivesim.wording import counted
 
@@ -115,7 +114,7 @@ def tracks_generate(
     from drivesim.track.io import track_to_json
 
     _check_folder_option(out, "--out")
-    check_output_folder(out, "--out", outputs.TRACKS)
+    outputs.check_output_folder(out, "--out", outputs.TRACKS)
     given = _given({"length": length, "width": width, "lanes": lanes, "curviness": curviness, "min_radius": min_radius})
     track_config = load_json(TrackConfig, config, overrides=given) if config else from_dict(TrackConfig, given)
     with tqdm(range(seed, seed + count), desc="tracks", unit="track", disable=count < 2 or not sys.stderr.isatty()) as seeds:  # closed before an error is shown
@@ -188,7 +187,7 @@ def generate_command(
                "randomization": {"level": randomize}, "noise": {"steering_std": noise}}
     given = _given(options)
     _check_folder_option(out, "--out")
-    check_output_folder(out, "--out", outputs.RECORDING)
+    outputs.check_output_folder(out, "--out", outputs.RECORDING)
     # A recording's stored config (manifest.json "config") works as --config: its digests are not fields.
     run = load_json(GenerateConfig, config, ignore=DIGEST_KEYS, overrides=given) if config else from_dict(GenerateConfig, given)
     with _say_on_interrupt(lambda: RESUMABLE):
@@ -271,7 +270,7 @@ def train_command(
     if not data and config is None:
         raise DrivesimError("train needs --data RECORDING (repeat it for several), or a --config file that names data")
     _check_folder_option(out, "--out")
-    check_output_folder(out, "--out", outputs.MODEL)
+    outputs.check_output_folder(out, "--out", outputs.MODEL)
     check_not_being_written(out, "--out")
     if (out / WEIGHTS_FILE).exists() and not force:
         unfinished = "" if (out / "train-log.json").exists() else " from an interrupted run (it has no train-log.json)"
@@ -384,7 +383,7 @@ def dagger_command(
     from drivesim.dagger import SETTINGS_DIGESTS, DaggerConfig, dagger_table, run_dagger
 
     _check_folder_option(out, "--out")
-    check_output_folder(out, "--out", outputs.DAGGER)
+    outputs.check_output_folder(out, "--out", outputs.DAGGER)
     given = _given({"out": str(out), "iterations": iterations, "frames_per_iteration": frames_per_iteration, "tracks": tracks,
                     "shard_frames": shard_frames, "eval_tracks": eval_tracks, "eval_laps": eval_laps, "model": model, "epochs": epochs,
                     "baselines": baselines, "start_noise": start_noise, "seed": seed, "workers": workers, "device": device})
@@ -433,7 +432,7 @@ def play_command(
     if screenshot is not None:
         _check_png(screenshot, "--screenshot")  # before the session, not after it
     if record is not None:
-        check_output_folder(record, "--record", outputs.RECORDING)
+        outputs.check_output_folder(record, "--record", outputs.RECORDING)
     config = PlayConfig(
         size=_window_size(size),
         track=str(track) if track is not None else None,
