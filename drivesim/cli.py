@@ -417,10 +417,11 @@ def play_command(
 
     if track is not None and seed is not None:
         raise DrivesimError("give --track or --seed, not both")
+    from drivesim.track import is_track_file
     from drivesim.track.io import bundled_if_missing  # tracks/holdout/... is found from any folder, as --tracks is
 
     if track is not None and bundled_if_missing(track).is_dir():
-        example = next((track / path.name for path in sorted(bundled_if_missing(track).glob("*.json")) if _is_track_file(path)), None)
+        example = next((track / path.name for path in sorted(bundled_if_missing(track).glob("*.json")) if is_track_file(path)), None)
         raise DrivesimError(f"--track takes one track file, and {track} is a folder" + (f": e.g. --track {example}" if example else ""))
     if randomize not in ("none", "light", "full"):
         raise DrivesimError(f"--randomize must be none, light or full, got {randomize!r}")
@@ -480,16 +481,6 @@ def _camera_in(config_file: Path | None) -> dict | None:
     """The rig.camera section of a (valid, already loaded) config file, or None where it sets none."""
     rig = read_json(config_file).get("rig") if config_file is not None else None
     return rig.get("camera") if isinstance(rig, dict) else None
-
-
-def _is_track_file(path: Path) -> bool:
-    from drivesim.track import load_track
-
-    try:
-        load_track(path)
-    except (DrivesimError, OSError, ValueError):
-        return False
-    return True
 
 
 def _holds_track(path: Path, data: dict) -> bool:

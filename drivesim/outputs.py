@@ -10,7 +10,6 @@ files that only it writes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from drivesim.errors import DrivesimError
@@ -37,6 +36,7 @@ def output_held(folder: Path | str) -> str | None:
     """The kind of output `folder` holds (RECORDING, MODEL, DAGGER or TRACKS), or None for a folder that holds
     none of them (absent, empty, or other files)."""
     from drivesim.record.schema import MANIFEST_NAME, SHARD_PATTERN, TMP_SUFFIX
+    from drivesim.track import is_track_file
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -48,7 +48,7 @@ def output_held(folder: Path | str) -> str | None:
     if MANIFEST_NAME in names or any(SHARD_PATTERN.match(name.removesuffix(TMP_SUFFIX)) for name in names):
         return RECORDING  # an interrupted generate leaves shards and no manifest
     for name in sorted(names - _NOT_TRACKS):
-        if name.endswith(".json") and _holds_track(folder / name):
+        if name.endswith(".json") and is_track_file(folder / name):
             return TRACKS
     return None
 
@@ -60,9 +60,3 @@ def check_output_folder(folder: Path | str, option: str, kind: str) -> None:
         raise OutputFolderError(f"{option}: {folder} holds {held}, not {kind}; choose another {option}")
 
 
-def _holds_track(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "centreline" in data and "format_version" in data

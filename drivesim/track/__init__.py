@@ -2,7 +2,7 @@
 
 from drivesim.track.generator import TrackGenerationError, generate_track, random_track_config, validate_track
 from drivesim.track.geometry import Pose, Projection, Track, TrackError, wrap_angle
-from drivesim.track.io import load_track, load_tracks, save_track, track_files, track_set_sha256
+from drivesim.track.io import is_track_file, load_track, load_tracks, save_track, track_files, track_set_sha256
 
 __all__ = [
     "Pose",
@@ -11,6 +11,7 @@ __all__ = [
     "TrackError",
     "TrackGenerationError",
     "generate_track",
+    "is_track_file",
     "load_track",
     "load_tracks",
     "random_track_config",

@@ -111,6 +111,15 @@ def load_track(path: Path | str) -> Track:
     return track
 
 
+def is_track_file(path: Path | str) -> bool:
+    """Whether `path` is a readable track file (other JSON beside tracks, such as a manifest, is not)."""
+    try:
+        load_track(path)
+    except (TrackError, OSError, ValueError):
+        return False
+    return True
+
+
 def track_files(source: Path | str) -> list[Path]:
     """The track files of a folder (sorted by name), or the one file given (see `bundled_if_missing`)."""
     given, source = source, bundled_if_missing(source)
