@@ -24,8 +24,9 @@ _MARKERS = {
     MODEL: (WEIGHTS_FILE, "train-log.json"),
     DAGGER: ("dagger-config.json", "dagger.json"),
 }
-_NOT_TRACKS = {"manifest.json", "metrics.json", *_MARKERS[MODEL], *_MARKERS[DAGGER]}
-"""JSON files other commands write: a folder's track files are its other JSON files that hold a track."""
+_OTHER_JSON = {"metrics.json", *_MARKERS[MODEL], *_MARKERS[DAGGER]}
+"""JSON files the other kinds write (a recording's manifest.json has answered before): a folder's track files
+are its other JSON files that hold a track."""
 
 
 class OutputFolderError(DrivesimError):
@@ -47,7 +48,7 @@ def output_held(folder: Path | str) -> str | None:
             return kind
     if MANIFEST_NAME in names or any(SHARD_PATTERN.match(name.removesuffix(TMP_SUFFIX)) for name in names):
         return RECORDING  # an interrupted generate leaves shards and no manifest
-    for name in sorted(names - _NOT_TRACKS):
+    for name in sorted(names - _OTHER_JSON):
         if name.endswith(".json") and is_track_file(folder / name):
             return TRACKS
     return None
@@ -58,5 +59,3 @@ def check_output_folder(folder: Path | str, option: str, kind: str) -> None:
     held = output_held(folder)
     if held is not None and held != kind:
         raise OutputFolderError(f"{option}: {folder} holds {held}, not {kind}; choose another {option}")
-
-
