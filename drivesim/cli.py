@@ -21,6 +21,11 @@ from typing import Any
 
 import typer
 
+try:  # typer 0.20 and later carry their own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:
+    from click import exceptions as click_exceptions
+
 from drivesim import outputs
 from drivesim.atomic import check_not_being_written, missing_folders, remove_empty_folders
 from drivesim.config import (
@@ -150,7 +155,7 @@ def tracks_preview(
     _check_png(out, "--out")
     tracks = [track for source in files for track in load_tracks(source)]
     preview_tracks(tracks, out, columns=columns)
-    typer.echo(f"wrote {out} ({len(tracks)} track(s))")
+    typer.echo(f"wrote {out} ({counted(len(tracks), 'track')})")
 
 
 @app.command("generate")
@@ -619,6 +624,14 @@ def _refuse_empty_arguments(arguments: list[str]) -> None:
             raise DrivesimError(f"an empty argument after {arguments[i - 1] if i > 0 else 'drivesim'!r} (an unset shell variable?)")
 
 
+def _usage_message(error: click_exceptions.UsageError) -> str:
+    """Click's message for a usage error, in the lower case of drivesim's own, and where the options are listed."""
+    message = error.format_message().rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():  # "Invalid value for ...", "No such option: ..."
+        message = message[0].lower() + message[1:]
+    return f"{message} (see {error.ctx.command_path} -h)" if error.ctx is not None else message
+
+
 def main() -> None:
     """Console-script entry point: run the app, report user errors in one line."""
     for signum in TERMINATION_SIGNALS:
@@ -627,13 +640,15 @@ def main() -> None:
     sys.unraisablehook = resend_interrupt_lost_in_a_finalizer
     try:
         _refuse_empty_arguments(sys.argv[1:])
-        app()
-    except SystemExit as ended:
-        if ended.code == 130:  # typer's status for KeyboardInterrupt, which it gives without a word
-            if not _interrupt_said:  # Ctrl-C before a command's work began (its imports), or in play or inspect
-                typer.echo(f"drivesim: {_signal_name()}interrupted", err=True)
-            sys.exit(_interrupted_status())
-        raise
+        # Not standalone: typer returns the exit status and raises usage errors instead of printing them
+        # as four lines (usage, hint, blank, error), so they can be one line like every other mistake.
+        status = app(standalone_mode=False, prog_name="drivesim")  # also under python -m drivesim.cli
+    except click_exceptions.NoArgsIsHelpError as error:  # `drivesim` or `drivesim tracks` alone: the help
+        error.show()
+        sys.exit(error.exit_code)
+    except click_exceptions.UsageError as error:  # an unknown option, a missing one, a malformed value
+        typer.echo(f"drivesim: error: {_usage_message(error)}", err=True)
+        sys.exit(2)
     except DrivesimError as error:
         typer.echo(f"drivesim: error: {_user_message(error)}", err=True)
         sys.exit(2)
@@ -644,6 +659,11 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo(f"drivesim: {_signal_name()}interrupted", err=True)
         sys.exit(_interrupted_status())
+    if status == 130:  # typer's status for KeyboardInterrupt, which it gives without a word
+        if not _interrupt_said:  # Ctrl-C before a command's work began (its imports), or in play or inspect
+            typer.echo(f"drivesim: {_signal_name()}interrupted", err=True)
+        sys.exit(_interrupted_status())
+    sys.exit(status if isinstance(status, int) else 0)  # a command returns None; --help and --version 0
 
 
 if __name__ == "__main__":

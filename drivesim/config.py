@@ -435,7 +435,7 @@ def from_dict(cls: type[T], data: Any, where: str = "", base: T | None = None) -
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{label}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+        raise ConfigError(f"{label}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; known: {', '.join(fields)}")
     missing = [name for name, f in fields.items()
                if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing and base is None:

@@ -62,6 +62,12 @@ def test_user_errors_are_one_line_with_nonzero_exit(tmp_path):
         ("eval", "--model", "expert", "--config", bad),  # (--laps inf, once an OverflowError, is click's usage error now)
         ("train", "--data", tmp_path, "--out", tmp_path / "m", "--cameras", "center,center"),  # once every frame twice
         ("inspect", bad),
+        # Click's usage errors too, once four lines (usage, hint, blank, error):
+        ("generate", "--out", tmp_path / "r", "--bogus"),
+        ("generate",),  # --out missing
+        ("inspect", bad, bad),
+        ("eval", "--model"),
+        ("train", "--data", tmp_path, "--out", tmp_path / "m", "--epochs", "many"),
     ]
     for args in cases:
         result = run_cli(*args)
@@ -97,7 +103,7 @@ def test_bundled_tracks_are_found_from_any_folder(tmp_path):
     # Default --tracks values are relative (tracks/holdout); they must work outside the checkout too.
     result = run_cli("tracks", "preview", "tracks/val", "--out", tmp_path / "val.png", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "(5 track(s))" in result.stdout
+    assert "(5 tracks)" in result.stdout
 
 
 def test_wheel_ships_the_bundled_tracks(tmp_path):
