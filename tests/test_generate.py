@@ -544,8 +544,10 @@ def test_ctrl_c_that_lands_in_a_finalizer_is_not_lost():
     # Python only prints a KeyboardInterrupt raised in a __del__ (the garbage collector runs them at any
     # moment): an eval went on to write its report after Ctrl-C, once in CI. drivesim's main raises it again.
     script = (
-        "import sys, time\n"
+        "import signal, sys, time\n"
         "from drivesim import cli\n"
+        # interrupt_main does nothing while SIGINT is ignored, as it is in a suite started in the background
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "sys.unraisablehook = cli.resend_interrupt_lost_in_a_finalizer  # as cli.main sets it\n"
         "class Finalized:\n"
         "    def __del__(self):\n"
