@@ -96,7 +96,10 @@ def check_shard(path: Path, info: ShardInfo) -> None:
         raise RecordingError(f"{path}: shard is missing (or a link to a missing file)") from None
     if size != info.size:
         raise RecordingError(f"{path}: {size} bytes but the manifest says {info.size}; the file is truncated or was changed")
-    fields = shard_fields(info.cameras)
+    try:
+        fields = shard_fields(info.cameras)
+    except RecordingError as error:
+        raise RecordingError(f"{path}: {error}") from None
     with open_shard(path) as f, _damage_is_a_recording_error(path):
         _check_layout(path, f, info, fields)
 

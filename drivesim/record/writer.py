@@ -56,6 +56,17 @@ RESERVED_ATTRS = ("schema_version", "drivesim_version", "tracks")
 """Shard attributes the writer sets itself."""
 
 
+def check_shard_attrs(attrs: Mapping[str, Any], where: str = "") -> None:
+    """RecordingError (its message starting with `where`) unless `attrs` has every required shard attribute
+    and none of those the writer sets itself."""
+    missing = [k for k in REQUIRED_ATTRS if k not in attrs]
+    if missing:
+        raise RecordingError(f"{where}shard attrs need {', '.join(missing)}")
+    reserved = [k for k in RESERVED_ATTRS if k in attrs]
+    if reserved:
+        raise RecordingError(f"{where}attrs {', '.join(reserved)} are set by the writer itself")
+
+
 def shard_name(index: int) -> str:
     """File name of shard number `index`: shard_name(3) == "shard-00003.h5"."""
     if not 0 <= index <= 99999:
@@ -112,12 +123,7 @@ class ShardWriter:
         self.fields = shard_fields(cameras)
         """Every field of this shard, name -> Field."""
         self.cameras = {name: (int(h), int(w)) for name, (h, w) in cameras.items()}
-        missing = [k for k in REQUIRED_ATTRS if k not in attrs]
-        if missing:
-            raise RecordingError(f"{self.path}: shard attrs need {', '.join(missing)}")
-        reserved = [k for k in RESERVED_ATTRS if k in attrs]
-        if reserved:
-            raise RecordingError(f"{self.path}: attrs {', '.join(reserved)} are set by the writer itself")
+        check_shard_attrs(attrs, f"{self.path}: ")
         encoded = {key: _json(value, f"shard attr {key!r}") for key, value in sorted(attrs.items())}
         if batch_frames < 1:
             raise RecordingError("batch_frames must be at least 1")
@@ -393,6 +399,10 @@ class RecordingWriter:
         manifest_extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.folder = Path(folder)
+        # What every shard will be checked against, checked once here: a mistake is answered by the
+        # constructor, not by the first add_frame, and before any folder is made.
+        shard_fields(cameras)
+        check_shard_attrs(attrs, f"{self.folder}: ")
         if (self.folder / MANIFEST_NAME).exists():
             raise RecordingError(f"{self.folder}: already holds a recording; choose a new folder")
         if shard_frames < 1:

@@ -243,6 +243,21 @@ def test_writer_refuses_bad_paths_and_attrs(tmp_path):
         shard_name(100000)
 
 
+def test_recording_writer_refuses_bad_cameras_and_attrs_when_made_and_makes_no_folder(tmp_path):
+    # Once found by the first add_frame, after the folder was made; and a recording without the centre
+    # camera was written whole, to be refused by every reader that defaults to it.
+    folder = tmp_path / "new" / "rec"
+    cases = [({"left": (24, 32)}, ATTRS, "needs the center camera, and may add left and right; got 'left'"),
+             ({}, ATTRS, "needs the center camera.*got none"),
+             ({"center": (24, 32), "rear": (24, 32)}, ATTRS, "unknown camera 'rear'"),
+             (CAMERAS, {"config": {}}, f"{folder}: shard attrs need camera_intrinsics"),
+             (CAMERAS, {**ATTRS, "drivesim_version": "0"}, "drivesim_version are set by the writer")]
+    for cameras, attrs, message in cases:
+        with pytest.raises(RecordingError, match=message):
+            RecordingWriter(folder, cameras, attrs, seeds=None)
+        assert not (tmp_path / "new").exists()
+
+
 def test_recording_writer_rolls_shards_of_whole_episodes(recording):
     folder, records = recording
     manifest = read_manifest(folder)
