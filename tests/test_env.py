@@ -1,0 +1,134 @@
+"""The Gymnasium environment: its spaces and API as Gymnasium checks them, and episodes as its docstring specifies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import drivesim.env as drive_env
+from drivesim.config import ExpertConfig
+from drivesim.drivers.expert import ExpertDriver
+from drivesim.env import ENV_ID, STATE_FIELDS, DrivingEnv, EnvError
+from drivesim.errors import DrivesimError
+
+
+def episode(env, seed: int, steps: int, policy=None) -> list[tuple]:
+    """(observation bytes, reward, terminated, truncated, info without arrays) of each step after reset(seed)."""
+    obs, info = env.reset(seed=seed)
+    out = [(obs.tobytes(), 0.0, False, False, info["progress"])]
+    for _ in range(steps):
+        action = info["expert_action"] if policy is None else policy
+        obs, reward, terminated, truncated, info = env.step(action)
+        out.append((obs.tobytes(), reward, terminated, truncated, info["progress"]))
+        if terminated or truncated:
+            break
+    return out
+
+
+@pytest.mark.parametrize("obs_type", ["pixels", "state"])
+def test_gymnasium_finds_no_fault_with_it(obs_type):
+    env = gymnasium.make(ENV_ID, tracks="tracks/val", obs_type=obs_type, render_mode="rgb_array", max_steps=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the checker's warnings (unbounded spaces, wrong dtypes) count as faults
+        check_env(env.unwrapped)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == ((120, 160, 3) if obs_type == "pixels" else (len(STATE_FIELDS),))
+    frame = env.render()
+    assert frame.shape == (120, 160, 3) and frame.dtype == np.uint8 and frame.std() > 10  # a picture, not a blank
+    env.close()
+
+
+def test_the_same_seed_gives_the_same_episodes_and_state_drives_as_pixels_do():
+    pixels = DrivingEnv(tracks="tracks/val", max_steps=40)
+    again = DrivingEnv(tracks="tracks/val", max_steps=40)
+    state = DrivingEnv(tracks="tracks/val", max_steps=40, obs_type="state")
+    first = episode(pixels, 3, 60) + episode(pixels, 4, 10)
+    assert first == episode(again, 3, 60) + episode(again, 4, 10)
+    assert episode(pixels, 5, 20) != episode(again, 6, 20)
+    # The look is drawn whether or not a frame is rendered, so everything but the observation is the same.
+    assert [step[1:] for step in episode(state, 3, 60)] == [step[1:] for step in first[:41]]
+
+
+def test_the_expert_label_drives_a_lap_and_the_reward_is_the_progress():
+    env = DrivingEnv(obs_type="state", max_steps=10_000, laps=1)  # fresh procedural tracks
+    steps = episode(env, 11, 10_000)
+    *_, (_, _, terminated, truncated, progress) = steps
+    assert truncated and not terminated  # the lap ended it, not a crash and not max_steps
+    assert env.world.track.length <= progress < env.world.track.length + 1.0
+    assert len(steps) - 1 < 10_000
+    assert sum(step[1] for step in steps) == pytest.approx(progress - steps[0][4])
+
+
+def test_the_label_is_the_experts_command_for_the_state_observed_with_it():
+    # As labels/steering in a recording: what the expert would do here, not what was done.
+    env, expert = DrivingEnv(obs_type="state"), ExpertDriver(ExpertConfig())
+    _, info = env.reset(seed=4)
+    for action in ([0.0, 0.5], [0.3, 0.0], [-0.2, 1.0], [0.0, -1.0]):
+        label = expert.act(env.world)
+        assert info["expert_action"].tolist() == np.float32([label.steering, label.throttle]).tolist()
+        _, _, _, _, info = env.step(action)
+    assert abs(info["expert_action"][0]) > 0.01  # the car was pushed off its line: the label steers back
+
+
+def test_a_bad_driver_crashes_and_pays_for_it():
+    env = DrivingEnv(obs_type="state", max_steps=500, crash_penalty=50.0)
+    steps = episode(env, 2, 500, policy=[1.0, 1.0])  # full left, full throttle
+    *_, (_, reward, terminated, truncated, _) = steps
+    assert terminated and not truncated and len(steps) - 1 < 500
+    assert reward < -40.0  # the penalty, less the few metres of the last step
+    assert all(step[1] > -40.0 for step in steps[:-1])
+
+
+def test_max_steps_truncates_and_the_car_starts_at_cruising_speed():
+    env = DrivingEnv(obs_type="state", max_steps=7)
+    obs, info = env.reset(seed=1)
+    assert info["speed"] > 5.0 and obs[2] == np.float32(info["speed"])
+    assert abs(info["lateral_offset"]) <= 0.5 + 1e-6
+    steps = episode(env, 1, 100)
+    assert len(steps) - 1 == 7 and steps[-1][3] and not steps[-1][2]
+
+
+def test_a_track_pool_keeps_a_bounded_number_of_scenes(monkeypatch):
+    monkeypatch.setattr(drive_env, "SCENES_KEPT", 2)
+    env = DrivingEnv(tracks="tracks/val", max_steps=5)
+    drawn = set()
+    for seed in range(12):
+        env.reset(seed=seed)
+        drawn.add(env.world.track.name)
+        assert len(env._scenes) <= 2
+    assert len(drawn) >= 3  # it did have more tracks to keep
+    state = DrivingEnv(tracks="tracks/val", obs_type="state")
+    for seed in range(5):
+        state.reset(seed=seed)
+        state.step([0.0, 0.0])
+    assert not state._scenes and state.view is None  # nothing rendered, nothing built
+
+
+def test_bad_arguments_and_actions_are_clear_errors():
+    for kwargs, message in (({"randomize": "heavy"}, "randomize must be none, light or full"),
+                            ({"obs_type": "rgb"}, "obs_type must be pixels or state"),
+                            ({"render_mode": "human"}, "render_mode must be None or rgb_array"),
+                            ({"max_steps": 0}, "max_steps must be at least 1"),
+                            ({"tracks": "no/such/folder"}, "no/such/folder")):
+        with pytest.raises(DrivesimError, match=message):
+            DrivingEnv(**kwargs)
+    env = DrivingEnv(obs_type="state")
+    with pytest.raises(EnvError, match="reset"):
+        env.step([0.0, 0.0])
+    env.reset(seed=0)
+    with pytest.raises(EnvError, match="finite"):
+        env.step([float("nan"), 0.0])
+    assert DrivingEnv(obs_type="state").render() is None  # no render_mode: nothing to render
+
+
+def test_without_gymnasium_the_import_says_what_to_install():
+    script = "import sys; sys.modules['gymnasium'] = None\nimport drivesim.env"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "ModuleNotFoundError: drivesim.env needs gymnasium: pip install gymnasium (or drivesim[gym])"
