@@ -8,6 +8,7 @@
     python scripts/benchmark.py memory                       # peak RSS of a worker at 2k and 50k frames
     python scripts/benchmark.py loader [--recording DIR]     # torch DataLoader frames/s vs training frames/s
     python scripts/benchmark.py closedloop --model DIR       # network driving vs its forward pass alone
+    python scripts/benchmark.py env [--steps 3000]           # the Gymnasium environment's steps/s vs CarRacing-v3
 
 The CarRacing comparison needs `pip install gymnasium box2d` (not the
 `gymnasium[box2d]` extra: it brings pygame-ce, which replaces pygame).
@@ -205,6 +206,36 @@ def cmd_generate(args: argparse.Namespace) -> None:
                   f"one core: {fps:6.0f} frames/s{ratio}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def cmd_env(args: argparse.Namespace) -> None:
+    """drivesim/Drive-v0 steps/s, resets included, driven by its own expert label, beside CarRacing-v3."""
+    cv2.setNumThreads(1)
+    import gymnasium
+
+    import drivesim.env  # noqa: F401  (registers drivesim/Drive-v0)
+
+    print(f"environment benchmark: {args.steps} steps per line, episodes of {args.max_steps} steps on {args.tracks}, one core")
+    car_racing = car_racing_steps_per_second(args.car_racing_steps)
+    if car_racing:
+        print(f"  Gymnasium CarRacing-v3 (96x96 pixels): {car_racing:.0f} steps/s")
+    cases = [("state", "none"), *(("pixels", level) for level in args.levels)]
+    for obs_type, level in cases:
+        env = gymnasium.make("drivesim/Drive-v0", tracks=args.tracks, obs_type=obs_type, randomize=level, max_steps=args.max_steps)
+        _, info = env.reset(seed=0)
+        for _ in range(20):  # first-call costs (a scene, imports) would count against the first line
+            _, _, terminated, truncated, info = env.step(info["expert_action"])
+        _, info = env.reset(seed=1)
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            _, _, terminated, truncated, info = env.step(info["expert_action"])
+            if terminated or truncated:
+                _, info = env.reset()
+        rate = args.steps / (time.perf_counter() - start)
+        env.close()
+        ratio = f" = {rate / car_racing:.1f}x CarRacing-v3" if car_racing else ""
+        what = "state" if obs_type == "state" else f"pixels 160x120, randomization {level}"
+        print(f"  drivesim/Drive-v0, {what}: {rate:8.0f} steps/s{ratio}")
 
 
 def cmd_setup(args: argparse.Namespace) -> None:
@@ -608,6 +639,14 @@ def build_parser() -> argparse.ArgumentParser:
     closed.add_argument("--laps", type=positive, default=1.0, help="laps per track (fewer laps weigh per-track set-up more)")
     closed.add_argument("--repeats", type=at_least(1), default=2, help="loop and replay alternate this many times; the best of each counts")
     closed.set_defaults(func=cmd_closedloop)
+
+    env = commands.add_parser("env", help="the Gymnasium environment's steps/s vs CarRacing-v3")
+    env.add_argument("--steps", type=at_least(1), default=3000, help="steps timed per line")
+    env.add_argument("--max-steps", type=at_least(1), default=1000, help="episode length in steps (resets are timed too)")
+    env.add_argument("--tracks", default="tracks/train", help="a track pool (scenes kept) or random (a fresh track and scene per episode)")
+    env.add_argument("--levels", nargs="+", default=["none", "full"], choices=["none", "light", "full"], help="randomization levels of the pixel lines")
+    env.add_argument("--car-racing-steps", type=at_least(1), default=1000)
+    env.set_defaults(func=cmd_env)
     return parser
 
 

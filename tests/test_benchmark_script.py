@@ -27,6 +27,8 @@ CASES = {
         ["--model", "models/pilotnet-baseline", "--tracks", "tracks/val", "--laps", "0.03", "--repeats", "1"],
         r"network alone in 2 one-thread processes at once, batches of \d+: +(\d+) frames/s",
     ),
+    "env": (["--steps", "30", "--max-steps", "12", "--tracks", "tracks/val", "--levels", "full", "--car-racing-steps", "20"],
+            r"pixels 160x120, randomization full: +(\d+) steps/s"),
 }
 
 
