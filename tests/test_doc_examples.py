@@ -42,7 +42,7 @@ EXAMPLES = python_examples()
 
 def test_the_docs_have_the_examples_this_file_runs():
     # If a block is added, it must be given a case below; if all vanished, the regex broke.
-    assert len(EXAMPLES) == 5, [where for where, _ in EXAMPLES]
+    assert len(EXAMPLES) == 6, [where for where, _ in EXAMPLES]
 
 
 def _example(*must_contain: str) -> str:
@@ -108,3 +108,13 @@ def test_the_writer_example_writes_a_recording_that_verifies(tmp_path, tiny_reco
     with h5py.File(sorted((tmp_path / "recordings" / "run-7").glob("shard-*.h5"))[0]) as f:
         assert np.array_equal(f["images/center"][:], columns["images/center"])
         assert np.array_equal(f["labels/steering"][:], columns["labels/steering"])
+
+
+def test_the_gymnasium_example_collects_frames_with_their_labels(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the bundled tracks/train is found from any folder
+    done = _run(_example("drivesim/Drive-v0"))
+    frames, labels = done["frames"], done["labels"]
+    assert len(frames) == len(labels) == 200  # the expert drives max_steps without crashing
+    assert frames[0].shape == (120, 160, 3) and frames[0].dtype == np.uint8
+    assert labels[0].shape == (2,) and -1 <= labels[0][0] <= 1
+    assert done["truncated"] and not done["terminated"]
