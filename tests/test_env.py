@@ -115,6 +115,10 @@ def test_bad_arguments_and_actions_are_clear_errors():
                             ({"obs_type": "rgb"}, "obs_type must be pixels or state"),
                             ({"render_mode": "human"}, "render_mode must be None or rgb_array"),
                             ({"max_steps": 0}, "max_steps must be at least 1"),
+                            ({"max_steps": 1.5}, "max_steps must be a whole number"),
+                            ({"width": 64.5}, "width must be a whole number"),
+                            ({"height": 15}, r"camera width and height must be in \[16, 4096\] px"),
+                            ({"laps": float("nan")}, "laps must be a finite number above 0"),  # once: no lap limit at all
                             ({"tracks": "no/such/folder"}, "no/such/folder")):
         with pytest.raises(DrivesimError, match=message):
             DrivingEnv(**kwargs)
@@ -122,9 +126,67 @@ def test_bad_arguments_and_actions_are_clear_errors():
     with pytest.raises(EnvError, match="reset"):
         env.step([0.0, 0.0])
     env.reset(seed=0)
-    with pytest.raises(EnvError, match="finite"):
-        env.step([float("nan"), 0.0])
-    assert DrivingEnv(obs_type="state").render() is None  # no render_mode: nothing to render
+    for action, message in (([float("nan"), 0.0], r"finite, got \[nan, 0.0\]"),
+                            ([0.1, 0.2, 0.3], r"shape \(3,\)"),
+                            ([[0.1, 0.2]], r"shape \(1, 2\)"),  # a batch of one: a vector env's action, given to one env
+                            (["0.1", "0.2"], "two numbers"), (0.5, "two numbers")):
+        with pytest.raises(EnvError, match=message):
+            env.step(action)
+    env.step(np.array([0.1, 0.2], np.float64))  # any float dtype, and lists of numbers, are actions
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert DrivingEnv(obs_type="state").render() is None  # no render_mode: nothing to render
+
+
+def test_after_a_crash_step_asks_for_reset():
+    env = DrivingEnv(obs_type="state")
+    steps = episode(env, 2, 500, policy=[1.0, 1.0])
+    assert steps[-1][2]
+    with pytest.raises(EnvError, match="ended with a crash; call reset"):
+        env.step([0.0, 0.0])
+    env.reset()
+    env.step([0.0, 0.0])
+
+
+def test_gymnasium_make_limits_episodes_as_gymnasium_does():
+    env = gymnasium.make(ENV_ID, obs_type="state")
+    assert env.spec.max_episode_steps == drive_env.MAX_EPISODE_STEPS == 1000
+    short = gymnasium.make(ENV_ID, obs_type="state", max_episode_steps=5)
+    steps = episode(short, 0, 100)
+    assert len(steps) - 1 == 5 and steps[-1][3]
+    endless = DrivingEnv(obs_type="state")  # made directly: no limit but its own
+    assert len(episode(endless, 0, 1200)) - 1 == 1200
+
+
+def test_a_frame_depends_on_the_episode_and_step_not_on_frames_rendered_before():
+    pixels = DrivingEnv(tracks="tracks/val", randomize="full")
+    state = DrivingEnv(tracks="tracks/val", randomize="full", obs_type="state", render_mode="rgb_array")
+    observed, _ = pixels.reset(seed=7)
+    state.reset(seed=7)
+    for step in range(6):
+        if step in (2, 5):  # rendered only now: the sensor noise of these frames must not depend on it
+            assert np.array_equal(state.render(), observed)
+        observed, *_ = pixels.step([0.0, 0.3])
+        state.step([0.0, 0.3])
+
+
+def test_an_environment_pickles_after_reset_and_renders_the_same_frames():
+    import pickle
+
+    env = DrivingEnv(tracks="tracks/val", randomize="full", render_mode="rgb_array")
+    env.reset(seed=3)
+    env.step([0.0, 0.3])
+    copy = pickle.loads(pickle.dumps(env))
+    assert np.array_equal(copy.render(), env.render())
+    assert np.array_equal(copy.step([0.1, 0.3])[0], env.step([0.1, 0.3])[0])
+
+
+def test_fresh_tracks_are_not_kept_alive():
+    # The expert's speed profiles hold their tracks: 256 of them were about 100 MB per environment.
+    env = DrivingEnv(obs_type="state")
+    for seed in range(4):
+        env.reset(seed=seed)
+    assert len(env.expert._profiles) == 1
+    assert len(DrivingEnv(tracks="tracks/val", obs_type="state").expert._profiles) == 0
 
 
 def test_without_gymnasium_the_import_says_what_to_install():
@@ -132,3 +194,21 @@ def test_without_gymnasium_the_import_says_what_to_install():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "ModuleNotFoundError: drivesim.env needs gymnasium: pip install gymnasium (or drivesim[gym])"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_vector_environments_step_as_single_ones_do(mode):
+    # async runs each environment in a subprocess: the environment and its arguments must pickle.
+    envs = gymnasium.make_vec(ENV_ID, num_envs=2, vectorization_mode=mode, tracks="tracks/val", max_episode_steps=8)
+    single = [gymnasium.make(ENV_ID, tracks="tracks/val", max_episode_steps=8) for _ in range(2)]
+    try:
+        obs, info = envs.reset(seed=5)
+        assert obs.shape == (2, 120, 160, 3) and info["expert_action"].shape == (2, 2)
+        for i, env in enumerate(single):  # make_vec seeds environment i with seed + i
+            assert np.array_equal(env.reset(seed=5 + i)[0], obs[i])
+        for _ in range(3):
+            obs, *_ = envs.step(info["expert_action"])
+            expected = [env.step(info["expert_action"][i])[0] for i, env in enumerate(single)]
+            assert np.array_equal(obs, np.stack(expected))
+    finally:
+        envs.close()

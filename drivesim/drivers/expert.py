@@ -40,10 +40,15 @@ class ExpertDriver:
     kind = DriverKind.EXPERT
 
     PROFILES_KEPT = 256
-    """Speed profiles remembered, one per track (a few tens of kB each)."""
+    """Speed profiles remembered by default, one per track (a few tens of kB each, and each keeps its track alive)."""
 
-    def __init__(self, config: ExpertConfig | None = None) -> None:
+    def __init__(self, config: ExpertConfig | None = None, profiles_kept: int = PROFILES_KEPT) -> None:
+        """`profiles_kept`: tracks whose speed profile is remembered, the most recently added; an expert that
+        drives a stream of fresh tracks needs one (each entry holds its track, about 0.4 MB in all)."""
+        if profiles_kept < 1:
+            raise ValueError("profiles_kept must be at least 1")
         self.config = config or ExpertConfig()
+        self.profiles_kept = profiles_kept
         # One expert may drive many worlds in turn (lock-step evaluation), so profiles are kept per track,
         # keyed by identity; the entry holds the track so that its id cannot be reused while cached.
         self._profiles: dict[int, tuple[Track, float, np.ndarray]] = {}
@@ -57,7 +62,7 @@ class ExpertDriver:
         cached = self._profiles.get(id(world.track))
         if cached is not None and cached[0] is world.track and cached[1] == top_speed:
             return cached[2]
-        if len(self._profiles) >= self.PROFILES_KEPT:
+        while len(self._profiles) >= self.profiles_kept:
             del self._profiles[next(iter(self._profiles))]
         profile = speed_profile(world.track, self.config, top_speed)
         self._profiles[id(world.track)] = (world.track, top_speed, profile)

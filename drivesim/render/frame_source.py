@@ -44,11 +44,13 @@ class RigView:
         self._noise_rng = np.random.default_rng(rng.integers(2**63))
         return {"appearance": self.appearance.to_dict(), "cameras": self.rig.intrinsics(self.appearance)}
 
-    def render(self, world: World) -> dict[str, np.ndarray]:
+    def render(self, world: World, noise_rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+        """The frames of `world`'s current step. Sensor noise comes from `noise_rng` if given, else from the
+        episode's own stream, which every frame advances (so a frame depends on how many came before it)."""
         # The view holds its look: the scene's own cache keeps only a few, and views sharing a scene take turns.
         if self._look is None or self._look.appearance is not self.appearance:
             self._look = get_look(self.scene, self.appearance)
-        return self.rig.render_look(self._look, world.car, self._noise_rng)
+        return self.rig.render_look(self._look, world.car, noise_rng if noise_rng is not None else self._noise_rng)
 
     def intrinsics(self) -> dict[str, Any]:
         """The rig's nominal cameras (before per-episode jitter), JSON-ready."""
