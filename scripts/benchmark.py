@@ -221,7 +221,7 @@ def cmd_env(args: argparse.Namespace) -> None:
         print(f"  Gymnasium CarRacing-v3 (96x96 pixels): {car_racing:.0f} steps/s")
     cases = [("state", "none"), *(("pixels", level) for level in args.levels)]
     for obs_type, level in cases:
-        env = gymnasium.make("drivesim/Drive-v0", tracks=args.tracks, obs_type=obs_type, randomize=level, max_steps=args.max_steps)
+        env = gymnasium.make("drivesim/Drive-v0", tracks=args.tracks, obs_type=obs_type, randomize=level, max_episode_steps=args.max_steps)
         _, info = env.reset(seed=0)
         for _ in range(20):  # first-call costs (a scene, imports) would count against the first line
             _, _, terminated, truncated, info = env.step(info["expert_action"])
