@@ -42,7 +42,7 @@ EXAMPLES = python_examples()
 
 def test_the_docs_have_the_examples_this_file_runs():
     # If a block is added, it must be given a case below; if all vanished, the regex broke.
-    assert len(EXAMPLES) == 6, [where for where, _ in EXAMPLES]
+    assert len(EXAMPLES) == 7, [where for where, _ in EXAMPLES]
 
 
 def _example(*must_contain: str) -> str:
@@ -112,9 +112,17 @@ def test_the_writer_example_writes_a_recording_that_verifies(tmp_path, tiny_reco
 
 def test_the_gymnasium_example_collects_frames_with_their_labels(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the bundled tracks/train is found from any folder
-    done = _run(_example("drivesim/Drive-v0"))
+    done = _run(_example("drivesim/Drive-v0", "frames, labels"))
     frames, labels = done["frames"], done["labels"]
     assert len(frames) == len(labels) == 200  # the expert drives max_steps without crashing
     assert frames[0].shape == (120, 160, 3) and frames[0].dtype == np.uint8
     assert labels[0].shape == (2,) and -1 <= labels[0][0] <= 1
     assert done["truncated"] and not done["terminated"]
+
+
+def test_the_baseline_drives_the_gymnasium_environment(monkeypatch, capsys):
+    monkeypatch.chdir(REPO)  # models/pilotnet-baseline is the checkout's
+    done = _run(_example("drivesim/Drive-v0", "PolicyDriver"))
+    assert done["truncated"] and not done["crashed"]  # a whole 1,000-step episode
+    assert done["info"]["progress"] > 500
+    assert capsys.readouterr().out == f"{done['info']['progress']:.0f} m, crashed: False\n"
