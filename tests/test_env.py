@@ -44,6 +44,12 @@ def test_gymnasium_finds_no_fault_with_it(obs_type):
     env.close()
 
 
+def test_gymnasium_imports_the_module_itself_when_the_id_names_it():
+    script = "import gymnasium; env = gymnasium.make('drivesim.env:drivesim/Drive-v0', obs_type='state'); print(env.reset(seed=0)[0].shape)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "(7,)\n", result.stderr
+
+
 def test_the_same_seed_gives_the_same_episodes_and_state_drives_as_pixels_do():
     pixels = DrivingEnv(tracks="tracks/val", max_steps=40)
     again = DrivingEnv(tracks="tracks/val", max_steps=40)
