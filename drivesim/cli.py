@@ -11,6 +11,7 @@ import contextlib
 import errno
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -43,6 +44,11 @@ from drivesim.errors import DrivesimError
 from drivesim.learn.config import MAX_TORCH_SEED, WEIGHTS_FILE, TrainConfig
 from drivesim.processes import TERMINATION_SIGNALS, usable_cores
 from drivesim.wording import counted
+
+_NO_ARGS_IS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
+"""Click 8.2's error for a group given no command, which shows the help; click 8.1 shows it and exits 0 instead."""
+_ABORTED = (typer.Abort, getattr(click_exceptions, "Abort", typer.Abort))
+"""What typer (and an older one's click) raises for end of input (EOFError)."""
 
 app = typer.Typer(
     help="drivesim: labeled camera/steering data for end-to-end driving networks, and closed-loop tests of them.",
@@ -624,12 +630,24 @@ def _refuse_empty_arguments(arguments: list[str]) -> None:
             raise DrivesimError(f"an empty argument after {arguments[i - 1] if i > 0 else 'drivesim'!r} (an unset shell variable?)")
 
 
-def _usage_message(error: click_exceptions.UsageError) -> str:
+def _usage_message(error: click_exceptions.UsageError, arguments: list[str]) -> str:
     """Click's message for a usage error, in the lower case of drivesim's own, and where the options are listed."""
     message = error.format_message().rstrip(".")
-    if message[:1].isupper() and message[1:2].islower():  # "Invalid value for ...", "No such option: ..."
-        message = message[0].lower() + message[1:]
-    return f"{message} (see {error.ctx.command_path} -h)" if error.ctx is not None else message
+    # "Invalid value for '--frames': Input should be ...", "No such option: ...": each part starts in lower case.
+    message = re.sub(r"(^|': )([A-Z])(?=[a-z])", lambda part: part[1] + part[2].lower(), message, count=2)
+    return f"{message}; see {error.ctx.command_path if error.ctx is not None else _command_path(arguments)} -h"
+
+
+def _command_path(arguments: list[str]) -> str:
+    """"drivesim tracks generate" for arguments that begin with those commands: for a usage error that click
+    raises before it knows the command (an option missing its value)."""
+    command, path = typer.main.get_command(app), ["drivesim"]
+    for word in arguments:
+        command = getattr(command, "commands", {}).get(word)
+        if command is None:
+            break
+        path.append(word)
+    return " ".join(path)
 
 
 def main() -> None:

@@ -74,6 +74,11 @@ def test_user_errors_are_one_line_with_nonzero_exit(tmp_path):
         assert result.returncode == 2, args
         assert result.stderr.startswith("drivesim: error:"), result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # Where to look, also when click has not reached the command yet (an option without its value):
+    for args, message in ((("tracks", "generate", "--out"), "option '--out' requires an argument; see drivesim tracks generate -h"),
+                          (("generate", "--out", tmp_path, "--frames", "many"), "invalid value for '--frames': input should be a valid integer"),
+                          (("inspect", bad, bad), "got unexpected extra argument(s) (" + str(bad) + "); see drivesim inspect -h")):
+        assert message in run_cli(*args).stderr
 
 
 def test_help_lists_commands_and_the_version_is_one_option_away():
@@ -150,3 +155,14 @@ def test_ctrl_c_in_a_command_without_work_to_keep_still_says_interrupted(tmp_pat
         process.kill()
     assert process.returncode == 130 and err.strip().splitlines()[-1].endswith("drivesim: interrupted"), err
     assert not (tmp_path / "t").exists()  # the tracks are generated in memory first
+
+
+def test_end_of_input_inside_a_command_is_one_line_not_a_traceback(tmp_path):
+    # typer turns an EOFError into its Abort, which the one-line handlers did not know.
+    script = ("import sys\nimport drivesim.track\nfrom drivesim import cli\n"
+              "def no_input(*args, **kwargs):\n    raise EOFError\n"
+              "drivesim.track.generate_track = no_input\n"
+              f"sys.argv = ['drivesim', 'tracks', 'generate', '--out', {str(tmp_path / 't')!r}]\ncli.main()\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stderr.strip() == "drivesim: aborted", result.stderr
+    assert not (tmp_path / "t").exists()

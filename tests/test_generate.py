@@ -426,7 +426,7 @@ def test_number_options_name_the_option_and_its_range(tmp_path, command, option,
     required = {"eval": ["--model", "expert", "--record"], "train": ["--data", tmp_path, "--out"]}.get(command, ["--out"])
     result = cli(*command.split(), *required, tmp_path / "x", option, value)
     assert result.returncode == 2, result.stderr
-    assert result.stderr == f"drivesim: error: invalid value for '{option}': {message} (see drivesim {command} -h)\n", result.stderr
+    assert result.stderr == f"drivesim: error: invalid value for '{option}': {message}; see drivesim {command} -h\n", result.stderr
     assert not (tmp_path / "x").exists()
 
 
