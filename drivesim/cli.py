@@ -606,6 +606,11 @@ def resend_interrupt_lost_in_a_finalizer(unraisable: Any) -> None:
     run went on as if Ctrl-C had not been pressed. It is raised again a moment later, from another thread
     (raised from here, it would land in this hook, and be lost again), to land in the run itself."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        # interrupt_main does nothing while SIGINT is ignored (`drivesim ... &` from a script), and a SIGTERM
+        # would then be lost for good: its handler ignores the ones that follow. The interrupt comes from a
+        # signal handler, so this runs in the main thread, which alone may set a handler.
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         threading.Timer(0.001, _thread.interrupt_main).start()
     else:
         sys.__unraisablehook__(unraisable)
@@ -661,12 +666,15 @@ def main() -> None:
         # Not standalone: typer returns the exit status and raises usage errors instead of printing them
         # as four lines (usage, hint, blank, error), so they can be one line like every other mistake.
         status = app(standalone_mode=False, prog_name="drivesim")  # also under python -m drivesim.cli
-    except click_exceptions.NoArgsIsHelpError as error:  # `drivesim` or `drivesim tracks` alone: the help
+    except _NO_ARGS_IS_HELP as error:  # `drivesim` or `drivesim tracks` alone: the help
         error.show()
         sys.exit(error.exit_code)
     except click_exceptions.UsageError as error:  # an unknown option, a missing one, a malformed value
-        typer.echo(f"drivesim: error: {_usage_message(error)}", err=True)
+        typer.echo(f"drivesim: error: {_usage_message(error, sys.argv[1:])}", err=True)
         sys.exit(2)
+    except _ABORTED:  # end of input (EOFError) in a command, which click calls aborted
+        typer.echo("drivesim: aborted", err=True)
+        sys.exit(1)
     except DrivesimError as error:
         typer.echo(f"drivesim: error: {_user_message(error)}", err=True)
         sys.exit(2)

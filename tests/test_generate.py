@@ -565,6 +565,31 @@ def test_ctrl_c_that_lands_in_a_finalizer_is_not_lost():
     assert result.stdout.strip() == "interrupted" and not result.stderr, result.stderr
 
 
+def test_sigterm_that_lands_in_a_finalizer_is_not_lost_while_sigint_is_ignored():
+    # `drivesim ... &` from a script ignores SIGINT, and interrupt_main then does nothing: the SIGTERM was lost
+    # for good, its handler having set the signals that follow to be ignored.
+    script = (
+        "import os, signal, sys, threading, time\n"
+        "from drivesim import cli\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "for s in cli.TERMINATION_SIGNALS:\n"
+        "    signal.signal(s, cli._stop_as_on_ctrl_c)  # as cli.main sets them\n"
+        "sys.unraisablehook = cli.resend_interrupt_lost_in_a_finalizer\n"
+        "class Finalized:\n"
+        "    def __del__(self):\n"
+        "        time.sleep(0.5)  # the SIGTERM arrives while a finalizer runs\n"
+        "threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()\n"
+        "try:\n"
+        "    Finalized()\n"
+        "    time.sleep(5)\n"
+        "    print('lost')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopped by', cli._signal_name())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "stopped by SIGTERM:" and not result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("group", [False, True], ids=["to drivesim alone (kill)", "then to its group (timeout, schedulers)"])
 def test_sigterm_stops_drivesim_and_its_workers_as_ctrl_c_does(tmp_path, repo_root, terminal, group):
     args = ["generate", "--frames", 20000, "--shard-frames", 200, "--episode-frames", 100, "--tracks", repo_root / "tracks" / "val", "--workers", 2, "--out", tmp_path / "r"]
