@@ -21,11 +21,15 @@ from drivesim import __version__
 from drivesim.record import (
     FIELDS_BY_NAME,
     SCHEMA_VERSION,
+    RecordingDataset,
     RecordingError,
     RecordingWriter,
     ShardWriter,
+    open_recording,
     read_manifest,
+    shard_info_from_file,
     shard_name,
+    write_manifest,
 )
 from drivesim.record.writer import SCALAR_CHUNK
 
@@ -241,6 +245,20 @@ def test_writer_refuses_bad_paths_and_attrs(tmp_path):
         ShardWriter(tmp_path / shard_name(0), CAMERAS, ATTRS)
     with pytest.raises(RecordingError, match="outside"):
         shard_name(100000)
+
+
+def test_a_recording_without_the_centre_camera_that_earlier_writers_allowed_still_reads(tmp_path):
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    cameras = {"center": (24, 32), "left": (24, 32)}
+    _, records = write_shard(folder / shard_name(0), lengths=(4,), cameras=cameras)
+    with h5py.File(folder / shard_name(0), "r+") as f:  # as a left-only writer made it
+        del f["images/center"]
+    info, config = shard_info_from_file(folder / shard_name(0))
+    write_manifest(folder, [info], config, seeds=None)
+    assert dict(open_recording(folder).cameras) == {"left": (24, 32)}
+    image, _ = RecordingDataset(folder, cameras=("left",))[3]
+    assert np.array_equal(image.permute(1, 2, 0).numpy(), records[3]["images/left"])
 
 
 def test_recording_writer_refuses_bad_cameras_and_attrs_when_made_and_makes_no_folder(tmp_path):
