@@ -110,7 +110,8 @@ class DrivingEnv(gymnasium.Env):
 
     ## Arguments
     `tracks`: "random" (a fresh procedural track per episode; a folder
-    named so is "./random") or a track folder or file, e.g. "tracks/train".
+    named so is "./random" or a Path) or a track folder or file, e.g.
+    "tracks/train".
     `randomize`: none, light or full. `obs_type`: pixels or state. `width`,
     `height`: camera size [px], 16 to 4096. `max_steps`, `laps`: the
     environment's own episode limits (None = none). `crash_penalty`:
@@ -165,7 +166,7 @@ class DrivingEnv(gymnasium.Env):
         self.car_config = car or CarConfig()
         self.world_config = world or WorldConfig()
         self.metadata = {**self.metadata, "render_fps": round(1 / self.car_config.dt)}
-        self.pool: list[Track] | None = None if str(tracks) == "random" else load_tracks(tracks)
+        self.pool: list[Track] | None = None if isinstance(tracks, str) and tracks == "random" else load_tracks(tracks)
         """The tracks episodes are drawn from; None = a fresh procedural track per episode."""
         # Its speed profiles keep their tracks alive: as many as can come back, one for fresh tracks.
         self.expert = ExpertDriver(expert or ExpertConfig(), profiles_kept=len(self.pool) if self.pool else 1)
@@ -269,7 +270,8 @@ class DrivingEnv(gymnasium.Env):
             if self.view is None:
                 self.view = RigView(self.world.track, self.rig_config, self.randomization, self._scene(self.world.track))
                 self.view.start_episode(np.random.default_rng(self._look_seed))
-            noise = np.random.default_rng([self._look_seed, self.world.steps])
+            # A child stream per step: a seed [s, 0] would be the look's own seed s again (numpy pads with zeros).
+            noise = np.random.default_rng(np.random.SeedSequence(self._look_seed, spawn_key=(self.world.steps,)))
             self._frame = self.view.render(self.world, noise)["center"]
         return self._frame
 

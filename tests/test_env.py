@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -16,6 +18,7 @@ from drivesim.config import ExpertConfig
 from drivesim.drivers.expert import ExpertDriver
 from drivesim.env import ENV_ID, STATE_FIELDS, DrivingEnv, EnvError
 from drivesim.errors import DrivesimError
+from drivesim.render.frame_source import RigView
 
 
 def episode(env, seed: int, steps: int, policy=None) -> list[tuple]:
@@ -184,6 +187,26 @@ def test_an_environment_pickles_after_reset_and_renders_the_same_frames():
     copy = pickle.loads(pickle.dumps(env))
     assert np.array_equal(copy.render(), env.render())
     assert np.array_equal(copy.step([0.1, 0.3])[0], env.step([0.1, 0.3])[0])
+
+
+def test_a_frames_noise_is_not_drawn_from_the_numbers_that_drew_the_look(monkeypatch):
+    # numpy pads seeds with zeros: the first frame seeded [look_seed, 0] would replay the look's own draws.
+    noise_streams = []
+    render = RigView.render
+    monkeypatch.setattr(RigView, "render", lambda view, world, noise: noise_streams.append(noise.bit_generator.state) or render(view, world, noise))
+    env = DrivingEnv(tracks="tracks/val", randomize="full")
+    env.reset(seed=1)
+    env.step([0.0, 0.0])
+    look_stream = np.random.default_rng(env._look_seed).bit_generator.state  # what sample_appearance drew from
+    assert len(noise_streams) == 2 and look_stream not in noise_streams and noise_streams[0] != noise_streams[1]
+
+
+def test_a_folder_named_random_is_a_folder_when_given_as_a_path(tmp_path, repo_root, monkeypatch):
+    shutil.copytree(repo_root / "tracks" / "val", tmp_path / "random")
+    monkeypatch.chdir(tmp_path)
+    assert len(DrivingEnv(tracks=Path("random"), obs_type="state").pool) == 5
+    assert len(DrivingEnv(tracks="./random", obs_type="state").pool) == 5
+    assert DrivingEnv(tracks="random", obs_type="state").pool is None
 
 
 def test_fresh_tracks_are_not_kept_alive():
