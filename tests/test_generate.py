@@ -540,18 +540,32 @@ def test_ctrl_c_stops_the_workers_at_once(tmp_path, repo_root, terminal):
         assert info.frames == 200
 
 
-def test_ctrl_c_that_lands_in_a_finalizer_is_not_lost():
+FINALIZER_INTERRUPTS = {
     # Python only prints a KeyboardInterrupt raised in a __del__ (the garbage collector runs them at any
     # moment): an eval went on to write its report after Ctrl-C, once in CI. drivesim's main raises it again.
+    "ctrl-c": ("signal.signal(signal.SIGINT, signal.default_int_handler)  # a suite run in the background ignores it\n",
+               "raise KeyboardInterrupt", "interrupted"),
+    # `drivesim ... &` from a script ignores SIGINT, and interrupt_main then did nothing: the SIGTERM was lost
+    # for good, its handler having set the signals that follow to be ignored.
+    "sigterm, sigint ignored": ("signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                                "threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()\n",
+                                "time.sleep(0.5)  # the SIGTERM arrives while a finalizer runs", "interrupted SIGTERM:"),
+}
+
+
+@pytest.mark.parametrize("case", list(FINALIZER_INTERRUPTS))
+def test_an_interrupt_that_lands_in_a_finalizer_is_not_lost(case):
+    setup, finalizer, expected = FINALIZER_INTERRUPTS[case]
     script = (
-        "import signal, sys, time\n"
+        "import os, signal, sys, threading, time\n"
         "from drivesim import cli\n"
-        # interrupt_main does nothing while SIGINT is ignored, as it is in a suite started in the background
-        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "sys.unraisablehook = cli.resend_interrupt_lost_in_a_finalizer  # as cli.main sets it\n"
+        "for s in cli.TERMINATION_SIGNALS:  # as cli.main sets them\n"
+        "    signal.signal(s, cli._stop_as_on_ctrl_c)\n"
+        "sys.unraisablehook = cli.resend_interrupt_lost_in_a_finalizer\n"
+        f"{setup}"
         "class Finalized:\n"
         "    def __del__(self):\n"
-        "        raise KeyboardInterrupt\n"
+        f"        {finalizer}\n"
         "try:\n"
         "    Finalized()\n"
         "    deadline = time.monotonic() + 10\n"
@@ -559,35 +573,10 @@ def test_ctrl_c_that_lands_in_a_finalizer_is_not_lost():
         "        pass\n"
         "    print('lost')\n"
         "except KeyboardInterrupt:\n"
-        "    print('interrupted')\n"
+        "    print('interrupted', cli._signal_name())\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip() == "interrupted" and not result.stderr, result.stderr
-
-
-def test_sigterm_that_lands_in_a_finalizer_is_not_lost_while_sigint_is_ignored():
-    # `drivesim ... &` from a script ignores SIGINT, and interrupt_main then does nothing: the SIGTERM was lost
-    # for good, its handler having set the signals that follow to be ignored.
-    script = (
-        "import os, signal, sys, threading, time\n"
-        "from drivesim import cli\n"
-        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-        "for s in cli.TERMINATION_SIGNALS:\n"
-        "    signal.signal(s, cli._stop_as_on_ctrl_c)  # as cli.main sets them\n"
-        "sys.unraisablehook = cli.resend_interrupt_lost_in_a_finalizer\n"
-        "class Finalized:\n"
-        "    def __del__(self):\n"
-        "        time.sleep(0.5)  # the SIGTERM arrives while a finalizer runs\n"
-        "threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()\n"
-        "try:\n"
-        "    Finalized()\n"
-        "    time.sleep(5)\n"
-        "    print('lost')\n"
-        "except KeyboardInterrupt:\n"
-        "    print('stopped by', cli._signal_name())\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip() == "stopped by SIGTERM:" and not result.stderr, result.stderr
+    assert result.stdout.strip() == expected and not result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("group", [False, True], ids=["to drivesim alone (kill)", "then to its group (timeout, schedulers)"])
