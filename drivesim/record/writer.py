@@ -39,6 +39,7 @@ from drivesim.record.schema import (
     SCHEMA_VERSION,
     SHARD_PATTERN,
     TMP_SUFFIX,
+    Field,
     RecordingError,
     shard_fields,
     validate_frames,
@@ -56,14 +57,14 @@ RESERVED_ATTRS = ("schema_version", "drivesim_version", "tracks")
 """Shard attributes the writer sets itself."""
 
 
-def check_shard_cameras(cameras: Mapping[str, tuple[int, int]]) -> None:
-    """RecordingError unless `cameras` (name -> (height, width)) make a valid shard with the centre camera.
+def shard_fields_to_write(cameras: Mapping[str, tuple[int, int]]) -> dict[str, Field]:
+    """`shard_fields(cameras)`, or RecordingError unless the cameras (name -> (height, width)) include the centre one.
 
     A shard is written with it, as the rigs make them (config.check_camera_names): it is the camera every
     reader defaults to. Readers still take shards without it, which earlier writers allowed."""
     if "center" not in cameras:
         raise RecordingError(f"a shard needs the center camera, and may add left and right; got {', '.join(map(repr, cameras)) or 'none'}")
-    shard_fields(cameras)
+    return shard_fields(cameras)
 
 
 def check_shard_attrs(attrs: Mapping[str, Any], where: str = "") -> None:
@@ -130,8 +131,7 @@ class ShardWriter:
             raise RecordingError(f"{self.path}: already exists; shards are never overwritten")
         self.tmp_path = self.path.with_name(self.path.name + TMP_SUFFIX)
         """Where the shard is written until it is complete."""
-        check_shard_cameras(cameras)
-        self.fields = shard_fields(cameras)
+        self.fields = shard_fields_to_write(cameras)
         """Every field of this shard, name -> Field."""
         self.cameras = {name: (int(h), int(w)) for name, (h, w) in cameras.items()}
         check_shard_attrs(attrs, f"{self.path}: ")
@@ -412,7 +412,7 @@ class RecordingWriter:
         self.folder = Path(folder)
         # What every shard will be checked against, checked once here: a mistake is answered by the
         # constructor, not by the first add_frame, and before any folder is made.
-        check_shard_cameras(cameras)
+        shard_fields_to_write(cameras)
         check_shard_attrs(attrs, f"{self.folder}: ")
         if (self.folder / MANIFEST_NAME).exists():
             raise RecordingError(f"{self.folder}: already holds a recording; choose a new folder")
