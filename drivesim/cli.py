@@ -606,10 +606,10 @@ def resend_interrupt_lost_in_a_finalizer(unraisable: Any) -> None:
     run went on as if Ctrl-C had not been pressed. It is raised again a moment later, from another thread
     (raised from here, it would land in this hook, and be lost again), to land in the run itself."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt):
-        # interrupt_main does nothing while SIGINT is ignored (`drivesim ... &` from a script), and a SIGTERM
-        # would then be lost for good: its handler ignores the ones that follow. The interrupt comes from a
-        # signal handler, so this runs in the main thread, which alone may set a handler.
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+        # interrupt_main does nothing while Python does not handle SIGINT (ignored by `drivesim ... &` from a
+        # script), and a SIGTERM would then be lost for good: its handler ignores the ones that follow. The
+        # interrupt comes from a signal handler, so this runs in the main thread, which alone may set a handler.
+        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL) and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.default_int_handler)
         threading.Timer(0.001, _thread.interrupt_main).start()
     else:
