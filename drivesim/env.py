@@ -36,14 +36,12 @@ from drivesim.render.frame_source import RigView
 from drivesim.render.scene import Scene, build_scene
 from drivesim.sim.car import Controls
 from drivesim.sim.world import World
-from drivesim.track import Track, generate_track, load_tracks, random_track_config
+from drivesim.track import RANDOM_TRACK_SEEDS, Track, generate_track, load_tracks, random_track_config
 
 ENV_ID = "drivesim/Drive-v0"
 """The id `gymnasium.make` knows this environment by once drivesim.env is imported."""
 MAX_EPISODE_STEPS = 1000
 """The TimeLimit `gymnasium.make` wraps the environment in unless told `max_episode_steps` (50 s at 20 Hz)."""
-TRACK_SEEDS = (1_000_000, 2**31 - 1)
-"""Fresh random tracks draw their seeds from this range (as `drivesim play`'s new tracks do)."""
 LOOKAHEAD = (10.0, 20.0, 30.0)
 """Distances ahead [m] at which the state observation gives the road's curvature."""
 STATE_FIELDS = ("lateral_offset", "heading_error", "speed", "curvature", *(f"curvature_{d:g}m" for d in LOOKAHEAD))
@@ -249,7 +247,7 @@ class DrivingEnv(gymnasium.Env):
     def _draw_track(self, rng: np.random.Generator) -> Track:
         """This episode's track: one of the pool, or a fresh one whose seed `info["track_seed"]` gives."""
         if self.pool is None:
-            seed = int(rng.integers(*TRACK_SEEDS))
+            seed = int(rng.integers(*RANDOM_TRACK_SEEDS))
             return generate_track(seed, random_track_config(np.random.default_rng(seed)))
         return self.pool[int(rng.integers(len(self.pool)))]
 

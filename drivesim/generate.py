@@ -49,10 +49,15 @@ from drivesim.record.reader import file_sha256
 from drivesim.render.frame_source import RigView
 from drivesim.render.scene import Scene, build_scene
 from drivesim.sim import World
-from drivesim.track import Track, TrackError, generate_track, load_tracks, random_track_config, track_set_sha256
-
-RANDOM_TRACK_SEEDS = (1_000_000, 2**31 - 1)
-"""Fresh tracks draw seeds from this range, far from the bundled tracks' seeds (1000-3999)."""
+from drivesim.track import (
+    RANDOM_TRACK_SEEDS,
+    Track,
+    TrackError,
+    generate_track,
+    load_tracks,
+    random_track_config,
+    track_set_sha256,
+)
 
 
 class GenerateError(DrivesimError):

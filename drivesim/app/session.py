@@ -52,15 +52,13 @@ from drivesim.render.rig import CameraRig
 from drivesim.render.view import render_view
 from drivesim.sim.car import CarState, Controls
 from drivesim.sim.world import World
-from drivesim.track import Track, generate_track, load_track, random_track_config
+from drivesim.track import RANDOM_TRACK_SEEDS, Track, generate_track, load_track, random_track_config
 from drivesim.wording import counted
 
 LEVELS = tuple(RANDOMIZATION_LEVELS)
 """Randomization levels in the order the window cycles through them."""
 VIEW_CAMERAS = ("center", "left", "right")
 """Cameras the window can show."""
-TRACK_SEEDS = (1_000_000, 2**31 - 1)
-"""New random tracks draw their seeds from this range."""
 ENDLESS = EpisodeConfig(max_steps=2**31 - 1, end_on_crash=False)
 """A window episode lasts until the user resets it (meta/step is int32)."""
 
@@ -286,7 +284,7 @@ class PlaySession:
 
     def new_track(self) -> None:
         """A fresh random track."""
-        seed = int(self._track_rng.integers(*TRACK_SEEDS))
+        seed = int(self._track_rng.integers(*RANDOM_TRACK_SEEDS))
         track = generate_track(seed, random_track_config(np.random.default_rng(seed)))
         self._restart(lambda: self._set_track(track))
         self.notify(f"new track {track.name}: {track.length:.0f} m, {counted(track.lanes, 'lane')}")

@@ -79,6 +79,11 @@ purpose: when width alone tells one- from two-lane roads, a network learns to ke
 on wide roads instead of reading the centre line, and fails where the ranges meet."""
 
 
+RANDOM_TRACK_SEEDS = (1_000_000, 2**31 - 1)
+"""Fresh random tracks (generate, play's T, the Gymnasium environment) draw seeds from this range, far from
+the bundled tracks' seeds (1000-3999)."""
+
+
 def random_track_config(rng: np.random.Generator, widths: Mapping[int, tuple[float, float]] = RANDOM_WIDTHS) -> TrackConfig:
     """A varied TrackConfig: 400-3000 m, 1 or 2 lanes, width from `widths` by lane count, curviness 0.1-1."""
     lanes = int(rng.integers(1, 3))
